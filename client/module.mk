@@ -1,0 +1,1 @@
+# client: objects and programs this folder contributes (see the top-level Makefile).

@@ -1,0 +1,757 @@
+/* The Redis mailbox backend: the mailbox.h operations as calls of the Lua
+ * scripts in scripts.c over ha.c's master connection, the local table of
+ * long-poll watchers woken by the one subscriber connection per
+ * coordinator, and (with --ha) the WAIT barrier that answers a publish or
+ * an acknowledgement only once a replica holds it. It must not decide
+ * anything the scripts decide (epochs, caps, TTL): it builds arguments,
+ * validates every reply (type and bounds) and maps it to mb_* results.
+ * Every callback runs from the event loop, never inside the call. */
+#include "ha/ha_priv.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+
+#include <event2/event.h>
+
+#include "common/log.h"
+#include "common/strmap.h"
+#include "signaling/auth.h"
+#include "signaling/mailbox.h"
+#include "signaling/wire.h"
+
+#define LOG_EVERY_MS 5000
+
+struct op;
+TAILQ_HEAD(op_list, op);
+
+enum op_kind { OP_PUBLISH, OP_FETCH };
+enum op_phase { PH_SCRIPT, PH_ACK, PH_READ, PH_BARRIER };
+
+struct op {
+	TAILQ_ENTRY(op) link;   /* mailbox's list of live ops */
+	TAILQ_ENTRY(op) blink;  /* barrier list */
+	struct mailbox_redis *m;
+	enum op_kind kind;
+	enum op_phase phase;
+	enum mb_status forced;  /* answer decided locally (deferred) */
+	bool has_forced;
+	mb_publish_cb pcb;
+	mb_fetch_cb fcb;
+	void *arg;
+	struct mb_publish_result pres;
+	/* fetch */
+	char peer[PEER_ID_MAX + 1];
+	char ack[MSG_ID_MAX];   /* the cursor as given ("" none) */
+	char ack_gen[17];
+	char ack_seq[24];
+	size_t max;
+};
+
+struct barrier {
+	TAILQ_ENTRY(barrier) link;
+	struct mailbox_redis *m;
+	struct op_list ops;
+};
+TAILQ_HEAD(barrier_list, barrier);
+
+struct mb_watch {
+	LIST_ENTRY(mb_watch) link;
+	struct wbox *box;
+	struct event *ev; /* activated per wake; runs the callback from the loop */
+	mb_wake_cb wake;
+	void *arg;
+};
+LIST_HEAD(watch_list, mb_watch);
+
+struct wbox {
+	char peer[PEER_ID_MAX + 1];
+	struct watch_list watchers;
+};
+
+struct mailbox_redis {
+	struct mailbox base;
+	struct event_base *evbase;
+	struct ha *ha;
+	struct mailbox_redis_config cfg;
+	struct strmap *boxes;        /* peer -> struct wbox (only peers being watched) */
+	struct op_list ops;          /* every op not yet answered */
+	struct op_list bar_pending;  /* waiting for the next WAIT */
+	struct barrier_list barriers;
+	bool wait_inflight;
+	struct mb_stats stats;
+	int64_t last_log_ms;
+	char ttl_ms[24], idle_ms[24], cap[16], batch[16];
+};
+
+static struct mailbox_redis *upcast(struct mailbox *mb)
+{
+	return (struct mailbox_redis *)mb;
+}
+
+static bool log_now(struct mailbox_redis *m)
+{
+	int64_t now = ha_now_ms();
+	if (m->last_log_ms && now - m->last_log_ms < LOG_EVERY_MS)
+		return false;
+	m->last_log_ms = now;
+	return true;
+}
+
+static struct op *op_new(struct mailbox_redis *m, enum op_kind kind, void *arg)
+{
+	struct op *op = calloc(1, sizeof(*op));
+	if (!op)
+		return NULL;
+	op->m = m;
+	op->kind = kind;
+	op->arg = arg;
+	TAILQ_INSERT_TAIL(&m->ops, op, link);
+	return op;
+}
+
+static void op_free(struct op *op)
+{
+	TAILQ_REMOVE(&op->m->ops, op, link);
+	free(op);
+}
+
+static void publish_finish(struct op *op, enum mb_status st)
+{
+	if (st != MB_OK && st != MB_STALE)
+		memset(&op->pres, 0, sizeof(op->pres));
+	op->pres.status = st;
+	mb_publish_cb cb = op->pcb;
+	void *arg = op->arg;
+	struct mb_publish_result res = op->pres;
+	op_free(op);
+	cb(&res, arg);
+}
+
+static void fetch_fail(struct op *op, enum mb_status st)
+{
+	struct mb_fetch_result res = { .status = st, .cursor = "" };
+	mb_fetch_cb cb = op->fcb;
+	void *arg = op->arg;
+	op_free(op);
+	cb(&res, arg);
+}
+
+/* A reply that is an error: what it means for the caller. */
+static enum mb_status error_status(struct mailbox_redis *m, redisReply *r, const char *what)
+{
+	if (!r)
+		return MB_UNAVAILABLE;
+	if (ha_reply_is_error(r, "OOM"))
+		return MB_OVERLOADED;
+	if (ha_reply_is_error(r, "READONLY") || ha_reply_is_error(r, "NOREPLICAS") ||
+	    ha_reply_is_error(r, "MASTERDOWN") || ha_reply_is_error(r, "LOADING") ||
+	    ha_reply_is_error(r, "BUSY") || ha_reply_is_error(r, "NOAUTH")) {
+		ha_master_suspect(m->ha, r);
+		return MB_UNAVAILABLE;
+	}
+	if (log_now(m))
+		log_error("ha", "%s: Redis answered %.200s", what,
+			  r->type == REDIS_REPLY_ERROR ? r->str : "an unexpected reply");
+	if (r->type != REDIS_REPLY_ERROR)
+		ha_ctr(m->ha)->err_protocol++;
+	return MB_UNAVAILABLE;
+}
+
+/* ---- the WAIT barrier (--ha) -------------------------------------------- */
+
+static void op_after_barrier(struct op *op, bool ok);
+
+static void barrier_send(struct mailbox_redis *m);
+
+static void wait_reply(redisReply *r, void *arg)
+{
+	struct barrier *b = arg;
+	struct mailbox_redis *m = b->m;
+	struct op *op;
+	bool ok = r && r->type == REDIS_REPLY_INTEGER && r->integer >= HA_WAIT_REPLICAS;
+	TAILQ_REMOVE(&m->barriers, b, link);
+	m->wait_inflight = false;
+	if (!ok) {
+		ha_ctr(m->ha)->unreplicated++;
+		if (log_now(m))
+			log_warn("ha", "no replica confirmed a write within %d ms: answering 503 "
+				       "(the write may still be on the master)", HA_WAIT_MS);
+		if (r && r->type == REDIS_REPLY_INTEGER)
+			ha_master_suspect(m->ha, NULL);
+		else if (r)
+			error_status(m, r, "WAIT");
+	}
+	while ((op = TAILQ_FIRST(&b->ops))) {
+		TAILQ_REMOVE(&b->ops, op, blink);
+		op_after_barrier(op, ok);
+	}
+	free(b);
+	if (!TAILQ_EMPTY(&m->bar_pending) && !m->wait_inflight)
+		barrier_send(m);
+}
+
+static void barrier_send(struct mailbox_redis *m)
+{
+	struct barrier *b = calloc(1, sizeof(*b));
+	if (!b) {
+		struct op *op;
+		while ((op = TAILQ_FIRST(&m->bar_pending))) {
+			TAILQ_REMOVE(&m->bar_pending, op, blink);
+			op_after_barrier(op, false);
+		}
+		return;
+	}
+	b->m = m;
+	TAILQ_INIT(&b->ops);
+	TAILQ_CONCAT(&b->ops, &m->bar_pending, blink);
+	TAILQ_INSERT_TAIL(&m->barriers, b, link);
+	m->wait_inflight = true;
+	char n[16], ms[16];
+	int ln = snprintf(n, sizeof(n), "%d", HA_WAIT_REPLICAS);
+	int lms = snprintf(ms, sizeof(ms), "%d", HA_WAIT_MS);
+	const char *argv[] = { "WAIT", n, ms };
+	size_t lens[] = { 4, (size_t)ln, (size_t)lms };
+	rconn_cmd(ha_data(m->ha), wait_reply, b, 3, argv, lens);
+}
+
+/* One WAIT covers every write this connection made before it, so ops
+ * whose script answered while a WAIT was out share the next one. */
+static void barrier_add(struct op *op)
+{
+	struct mailbox_redis *m = op->m;
+	op->phase = PH_BARRIER;
+	TAILQ_INSERT_TAIL(&m->bar_pending, op, blink);
+	if (!m->wait_inflight)
+		barrier_send(m);
+}
+
+/* ---- publish ------------------------------------------------------------ */
+
+static bool is_hex(const char *s, size_t len, size_t min, size_t max)
+{
+	if (len < min || len > max)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	return true;
+}
+
+/* Decimal digits of at most max_len, no sign; value out (<= max). */
+static bool parse_dec(const char *s, size_t len, size_t max_len, uint64_t max, uint64_t *out)
+{
+	if (len == 0 || len > max_len)
+		return false;
+	uint64_t v = 0;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		uint64_t nv = v * 10 + (uint64_t)(s[i] - '0');
+		if (nv / 10 != v)
+			return false;
+		v = nv;
+	}
+	if (v > max)
+		return false;
+	if (out)
+		*out = v;
+	return true;
+}
+
+static bool is_str(const redisReply *r)
+{
+	return r && r->type == REDIS_REPLY_STRING && r->str;
+}
+
+static void publish_reply(redisReply *r, void *arg)
+{
+	struct op *op = arg;
+	struct mailbox_redis *m = op->m;
+	if (!r || r->type != REDIS_REPLY_ARRAY) {
+		publish_finish(op, r ? error_status(m, r, "publish") : MB_UNAVAILABLE);
+		return;
+	}
+	if (r->elements < 1 || !is_str(r->element[0]))
+		goto bad;
+	const char *tag = r->element[0]->str;
+	if (strcmp(tag, "ok") == 0 && r->elements == 4) {
+		redisReply *g = r->element[1], *seq = r->element[2], *pur = r->element[3];
+		if (!is_str(g) || !is_hex(g->str, (size_t)g->len, 1, 16) || !is_str(seq) ||
+		    !parse_dec(seq->str, (size_t)seq->len, 20, UINT64_MAX, NULL) ||
+		    pur->type != REDIS_REPLY_INTEGER || pur->integer < 0)
+			goto bad;
+		op->pres.status = MB_OK;
+		snprintf(op->pres.id, sizeof(op->pres.id), "%s-%s", g->str, seq->str);
+		if (m->cfg.wait_replicas) {
+			barrier_add(op);
+			return;
+		}
+		publish_finish(op, MB_OK);
+		return;
+	}
+	if (strcmp(tag, "stale") == 0 && r->elements == 2) {
+		uint64_t cur;
+		redisReply *c = r->element[1];
+		if (!is_str(c) || !parse_dec(c->str, (size_t)c->len, 16, EPOCH_MAX, &cur))
+			goto bad;
+		op->pres.status = MB_STALE;
+		op->pres.epoch = cur;
+		publish_finish(op, MB_STALE);
+		return;
+	}
+	if (strcmp(tag, "full") == 0 && r->elements == 1) {
+		publish_finish(op, MB_FULL);
+		return;
+	}
+bad:
+	publish_finish(op, error_status(m, r, "publish"));
+}
+
+static void forced_cb(redisReply *r, void *arg)
+{
+	struct op *op = arg;
+	if (op->kind == OP_PUBLISH)
+		publish_finish(op, op->forced);
+	else
+		fetch_fail(op, op->forced);
+}
+
+static void rd_publish(struct mailbox *mb, const struct publish_msg *in, mb_publish_cb cb, void *arg)
+{
+	struct mailbox_redis *m = upcast(mb);
+	struct op *op = op_new(m, OP_PUBLISH, arg);
+	if (!op) {
+		struct mb_publish_result res = { .status = MB_OVERLOADED };
+		cb(&res, arg);
+		return;
+	}
+	op->pcb = cb;
+	op->pres.epoch = in->epoch;
+	struct rconn *rc = ha_data(m->ha);
+	if (!ha_usable(m->ha, NULL, 0)) {
+		op->forced = MB_UNAVAILABLE;
+		rconn_defer(rc, forced_cb, op);
+		return;
+	}
+	char epoch[24];
+	int le = snprintf(epoch, sizeof(epoch), "%" PRIu64, in->epoch);
+	const char *gen = ha_gen_candidate(m->ha);
+	const char *argv[] = { HA_PREFIX, gen, in->to, in->from, epoch, in->kind, in->psig,
+			       in->payload ? in->payload : "", m->ttl_ms, m->idle_ms, m->cap,
+			       HA_WAKE_CHANNEL };
+	size_t lens[] = { strlen(HA_PREFIX), strlen(gen), strlen(in->to), strlen(in->from),
+			  (size_t)le, strlen(in->kind), strlen(in->psig),
+			  in->payload ? in->payload_len : 0, strlen(m->ttl_ms), strlen(m->idle_ms),
+			  strlen(m->cap), strlen(HA_WAKE_CHANNEL) };
+	rconn_script(rc, HA_SCRIPT_PUBLISH, publish_reply, op, 0, 12, argv, lens);
+}
+
+/* ---- fetch ---------------------------------------------------------------- */
+
+/* As mailbox_mem.c: 1..16 lower hex, '-', 1..20 digits without overflow.
+ * Returns 0 (split into gen and seq) or -1 for a malformed cursor. */
+static int split_cursor(const char *cursor, char gen[17], char seq[24])
+{
+	const char *dash = strchr(cursor, '-');
+	if (!dash || dash == cursor || dash - cursor > 16 || !dash[1] || strlen(dash + 1) > 20)
+		return -1;
+	if (!is_hex(cursor, (size_t)(dash - cursor), 1, 16))
+		return -1;
+	if (!parse_dec(dash + 1, strlen(dash + 1), 20, UINT64_MAX, NULL))
+		return -1;
+	memcpy(gen, cursor, (size_t)(dash - cursor));
+	gen[dash - cursor] = '\0';
+	snprintf(seq, 24, "%s", dash + 1);
+	return 0;
+}
+
+static bool kind_ok(const char *s, size_t len)
+{
+	if (len < 1 || len > KIND_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (s[i] < 'a' || s[i] > 'z')
+			return false;
+	return true;
+}
+
+/* "<seq> <from> <payload bytes>" */
+static bool parse_member(const redisReply *r, const char **seq, size_t *seq_len, char *from,
+			 uint64_t *plen)
+{
+	if (!is_str(r) || r->len > 128)
+		return false;
+	const char *s = r->str, *end = r->str + r->len;
+	const char *sp1 = memchr(s, ' ', (size_t)(end - s));
+	if (!sp1)
+		return false;
+	const char *sp2 = memchr(sp1 + 1, ' ', (size_t)(end - sp1 - 1));
+	if (!sp2)
+		return false;
+	if (!parse_dec(s, (size_t)(sp1 - s), 20, UINT64_MAX, NULL))
+		return false;
+	size_t flen = (size_t)(sp2 - sp1 - 1);
+	if (!id_valid(sp1 + 1, flen))
+		return false;
+	if (!parse_dec(sp2 + 1, (size_t)(end - sp2 - 1), 6, PAYLOAD_MAX, plen))
+		return false;
+	*seq = s;
+	*seq_len = (size_t)(sp1 - s);
+	memcpy(from, sp1 + 1, flen);
+	from[flen] = '\0';
+	return true;
+}
+
+/* "<created ms> <epoch> <kind> <psig>\n<payload>" */
+static bool parse_blob(const redisReply *r, uint64_t plen, int64_t now, struct mb_message *o)
+{
+	if (!is_str(r))
+		return false;
+	const char *s = r->str, *end = r->str + r->len;
+	const char *nl = memchr(s, '\n', (size_t)(end - s));
+	if (!nl || (uint64_t)(end - nl - 1) != plen)
+		return false;
+	const char *f[4];
+	size_t fl[4];
+	const char *p = s;
+	for (int i = 0; i < 4; i++) {
+		const char *stop = i < 3 ? memchr(p, ' ', (size_t)(nl - p)) : nl;
+		if (!stop)
+			return false;
+		f[i] = p;
+		fl[i] = (size_t)(stop - p);
+		p = stop + 1;
+	}
+	uint64_t created;
+	if (!parse_dec(f[0], fl[0], 16, UINT64_MAX, &created) ||
+	    !parse_dec(f[1], fl[1], 16, EPOCH_MAX, &o->epoch) || o->epoch == 0 ||
+	    !kind_ok(f[2], fl[2]) || !is_hex(f[3], fl[3], SIG_HEX_LEN, SIG_HEX_LEN))
+		return false;
+	memcpy(o->kind, f[2], fl[2]);
+	o->kind[fl[2]] = '\0';
+	memcpy(o->psig, f[3], fl[3]);
+	o->psig[fl[3]] = '\0';
+	o->payload = nl + 1;
+	o->payload_len = (size_t)plen;
+	o->age_ms = now - (int64_t)created;
+	if (o->age_ms < 0)
+		o->age_ms = 0;
+	return true;
+}
+
+static void fetch_send(struct op *op, bool with_ack, size_t max);
+
+static void fetch_reply(redisReply *r, void *arg)
+{
+	struct op *op = arg;
+	struct mailbox_redis *m = op->m;
+	if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 3 || (r->elements - 3) % 2 != 0 ||
+	    (r->elements - 3) / 2 > op->max || !is_str(r->element[0]) ||
+	    !is_hex(r->element[0]->str, (size_t)r->element[0]->len, 1, 16) ||
+	    !is_str(r->element[1]) || r->element[2]->type != REDIS_REPLY_INTEGER ||
+	    r->element[2]->integer < 0) {
+		fetch_fail(op, r ? error_status(m, r, "fetch") : MB_UNAVAILABLE);
+		return;
+	}
+	uint64_t now_u;
+	if (!parse_dec(r->element[1]->str, (size_t)r->element[1]->len, 16, INT64_MAX, &now_u)) {
+		fetch_fail(op, error_status(m, r, "fetch"));
+		return;
+	}
+	const char *gen = r->element[0]->str;
+
+	if (op->phase == PH_ACK) {
+		/* --ha, acknowledge first: answer only once a replica holds the
+		 * deletion, so a failover cannot bring acknowledged messages
+		 * back. */
+		if (r->element[2]->integer > 0) {
+			barrier_add(op);
+			return;
+		}
+		fetch_send(op, false, op->max);
+		return;
+	}
+
+	size_t n = (r->elements - 3) / 2;
+	struct mb_message *msgs = n ? calloc(n, sizeof(*msgs)) : NULL;
+	if (n && !msgs) {
+		fetch_fail(op, MB_OVERLOADED);
+		return;
+	}
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct mb_message *o = &msgs[k];
+		const char *seq;
+		size_t seq_len;
+		uint64_t plen;
+		if (!parse_member(r->element[3 + 2 * i], &seq, &seq_len, o->from, &plen) ||
+		    !parse_blob(r->element[4 + 2 * i], plen, (int64_t)now_u, o)) {
+			ha_ctr(m->ha)->err_protocol++;
+			if (log_now(m))
+				log_error("ha", "mailbox of %s: a malformed message in Redis, skipped",
+					  op->peer);
+			continue;
+		}
+		snprintf(o->id, sizeof(o->id), "%s-%.*s", gen, (int)seq_len, seq);
+		snprintf(o->to, sizeof(o->to), "%s", op->peer);
+		k++;
+	}
+	char ack[MSG_ID_MAX];
+	memcpy(ack, op->ack, sizeof(ack)); /* op is freed before the callback */
+	struct mb_fetch_result res = {
+		.status = MB_OK, .msgs = msgs, .count = k,
+		.cursor = k ? msgs[k - 1].id : ack,
+	};
+	mb_fetch_cb cb = op->fcb;
+	void *cbarg = op->arg;
+	op_free(op);
+	cb(&res, cbarg);
+	free(msgs);
+}
+
+static void fetch_send(struct op *op, bool with_ack, size_t max)
+{
+	struct mailbox_redis *m = op->m;
+	op->phase = with_ack && m->cfg.wait_replicas ? PH_ACK : (with_ack ? PH_SCRIPT : PH_READ);
+	char maxs[16];
+	int lm = snprintf(maxs, sizeof(maxs), "%zu", op->phase == PH_ACK ? (size_t)0 : max);
+	const char *gen = ha_gen_candidate(m->ha);
+	const char *ag = with_ack ? op->ack_gen : "", *as = with_ack ? op->ack_seq : "";
+	const char *argv[] = { HA_PREFIX, gen, op->peer, ag, as, maxs };
+	size_t lens[] = { strlen(HA_PREFIX), strlen(gen), strlen(op->peer), strlen(ag),
+			  strlen(as), (size_t)lm };
+	rconn_script(ha_data(m->ha), HA_SCRIPT_FETCH, fetch_reply, op, 0, 6, argv, lens);
+}
+
+static void op_after_barrier(struct op *op, bool ok)
+{
+	if (op->kind == OP_PUBLISH) {
+		publish_finish(op, ok ? MB_OK : MB_UNAVAILABLE);
+		return;
+	}
+	if (!ok) {
+		fetch_fail(op, MB_UNAVAILABLE);
+		return;
+	}
+	if (!ha_usable(op->m->ha, NULL, 0)) {
+		fetch_fail(op, MB_UNAVAILABLE);
+		return;
+	}
+	fetch_send(op, false, op->max);
+}
+
+static void rd_fetch(struct mailbox *mb, const char *peer, const char *ack_cursor, size_t max,
+		     mb_fetch_cb cb, void *arg)
+{
+	struct mailbox_redis *m = upcast(mb);
+	struct op *op = op_new(m, OP_FETCH, arg);
+	if (!op) {
+		struct mb_fetch_result res = { .status = MB_OVERLOADED, .cursor = "" };
+		cb(&res, arg);
+		return;
+	}
+	op->fcb = cb;
+	snprintf(op->peer, sizeof(op->peer), "%s", peer);
+	op->max = max > POLL_BATCH_MAX ? POLL_BATCH_MAX : max;
+	struct rconn *rc = ha_data(m->ha);
+	bool with_ack = false;
+	if (ack_cursor && *ack_cursor) {
+		if (strlen(ack_cursor) >= sizeof(op->ack) ||
+		    split_cursor(ack_cursor, op->ack_gen, op->ack_seq) != 0) {
+			op->forced = MB_BAD_CURSOR;
+			rconn_defer(rc, forced_cb, op);
+			return;
+		}
+		snprintf(op->ack, sizeof(op->ack), "%s", ack_cursor);
+		with_ack = true;
+	}
+	if (!ha_usable(m->ha, NULL, 0)) {
+		op->forced = MB_UNAVAILABLE;
+		rconn_defer(rc, forced_cb, op);
+		return;
+	}
+	fetch_send(op, with_ack, op->max);
+}
+
+/* ---- watchers ----------------------------------------------------------------- */
+
+static void watch_fire(evutil_socket_t fd, short what, void *arg)
+{
+	struct mb_watch *w = arg;
+	w->wake(w->arg);
+}
+
+static struct mb_watch *rd_watch(struct mailbox *mb, const char *peer, mb_wake_cb wake, void *arg)
+{
+	struct mailbox_redis *m = upcast(mb);
+	struct wbox *b = strmap_get(m->boxes, peer);
+	if (!b) {
+		b = calloc(1, sizeof(*b));
+		if (!b)
+			return NULL;
+		snprintf(b->peer, sizeof(b->peer), "%s", peer);
+		LIST_INIT(&b->watchers);
+		if (strmap_put(m->boxes, peer, b)) {
+			free(b);
+			return NULL;
+		}
+	}
+	struct mb_watch *w = calloc(1, sizeof(*w));
+	if (w)
+		w->ev = event_new(m->evbase, -1, 0, watch_fire, w);
+	if (!w || !w->ev) {
+		free(w);
+		if (LIST_EMPTY(&b->watchers)) {
+			strmap_del(m->boxes, peer);
+			free(b);
+		}
+		return NULL;
+	}
+	w->box = b;
+	w->wake = wake;
+	w->arg = arg;
+	LIST_INSERT_HEAD(&b->watchers, w, link);
+	return w;
+}
+
+static void rd_unwatch(struct mailbox *mb, struct mb_watch *w)
+{
+	struct mailbox_redis *m = upcast(mb);
+	if (!w)
+		return;
+	struct wbox *b = w->box;
+	LIST_REMOVE(w, link);
+	event_free(w->ev);
+	free(w);
+	if (LIST_EMPTY(&b->watchers)) {
+		strmap_del(m->boxes, b->peer);
+		free(b);
+	}
+}
+
+void mailbox_redis_wake(struct mailbox *mb, const char *peer, size_t len)
+{
+	struct mailbox_redis *m = upcast(mb);
+	char id[PEER_ID_MAX + 1];
+	if (len == 0 || len > PEER_ID_MAX)
+		return;
+	memcpy(id, peer, len);
+	id[len] = '\0';
+	struct wbox *b = strmap_get(m->boxes, id);
+	if (!b)
+		return;
+	struct mb_watch *w;
+	LIST_FOREACH(w, &b->watchers, link)
+		event_active(w->ev, EV_READ, 0);
+}
+
+static int wake_box(const char *key, void *val, void *arg)
+{
+	struct wbox *b = val;
+	struct mb_watch *w;
+	LIST_FOREACH(w, &b->watchers, link)
+		event_active(w->ev, EV_READ, 0);
+	return 0;
+}
+
+void mailbox_redis_wake_all(struct mailbox *mb)
+{
+	struct mailbox_redis *m = upcast(mb);
+	strmap_sweep(m->boxes, wake_box, NULL);
+}
+
+/* ---- the rest of the table --------------------------------------------------------- */
+
+static bool rd_ready(struct mailbox *mb, char *why, size_t why_len)
+{
+	return ha_usable(upcast(mb)->ha, why, why_len);
+}
+
+static void rd_stats(struct mailbox *mb, struct mb_stats *out)
+{
+	*out = upcast(mb)->stats;
+}
+
+void mailbox_redis_set_stats(struct mailbox *mb, const struct mb_stats *st)
+{
+	upcast(mb)->stats = *st;
+}
+
+static void rd_free(struct mailbox *mb)
+{
+	/* Owned by the ha: released by ha_free (mailbox_redis_destroy). */
+}
+
+static const struct mailbox_ops redis_ops = {
+	.name = "redis",
+	.publish = rd_publish,
+	.fetch = rd_fetch,
+	.watch = rd_watch,
+	.unwatch = rd_unwatch,
+	.ready = rd_ready,
+	.stats = rd_stats,
+	.free = rd_free,
+};
+
+struct mailbox *mailbox_redis_new(struct event_base *base, struct ha *ha,
+				  const struct mailbox_redis_config *cfg)
+{
+	struct mailbox_redis *m = calloc(1, sizeof(*m));
+	if (!m)
+		return NULL;
+	m->base.ops = &redis_ops;
+	m->evbase = base;
+	m->ha = ha;
+	m->cfg = *cfg;
+	TAILQ_INIT(&m->ops);
+	TAILQ_INIT(&m->bar_pending);
+	TAILQ_INIT(&m->barriers);
+	snprintf(m->ttl_ms, sizeof(m->ttl_ms), "%llu", (unsigned long long)cfg->message_ttl_s * 1000);
+	snprintf(m->idle_ms, sizeof(m->idle_ms), "%llu", (unsigned long long)cfg->pair_idle_s * 1000);
+	snprintf(m->cap, sizeof(m->cap), "%d", MAILBOX_CAP);
+	m->boxes = strmap_new();
+	if (!m->boxes) {
+		free(m);
+		return NULL;
+	}
+	return &m->base;
+}
+
+static int free_box(const char *key, void *val, void *arg)
+{
+	struct wbox *b = val;
+	struct mb_watch *w;
+	/* Watchers belong to their callers, who unwatch before the mailbox
+	 * goes; any left are detached so nothing dangles. */
+	while ((w = LIST_FIRST(&b->watchers))) {
+		LIST_REMOVE(w, link);
+		event_free(w->ev);
+		free(w);
+	}
+	free(b);
+	return 1;
+}
+
+void mailbox_redis_destroy(struct mailbox *mb)
+{
+	struct mailbox_redis *m = upcast(mb);
+	if (!m)
+		return;
+	/* The connection is freed first (ha_free), so no reply can reach
+	 * these ops any more: they are dropped without callbacks. */
+	struct barrier *b;
+	while ((b = TAILQ_FIRST(&m->barriers))) {
+		TAILQ_REMOVE(&m->barriers, b, link);
+		free(b);
+	}
+	struct op *op;
+	while ((op = TAILQ_FIRST(&m->ops)))
+		op_free(op);
+	strmap_sweep(m->boxes, free_box, NULL);
+	strmap_free(m->boxes);
+	free(m);
+}

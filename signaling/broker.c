@@ -1,0 +1,914 @@
+/* The signaling HTTP API (CONTRACT section 2): routing, authentication,
+ * the publish/poll/turn/coordinators/health/ready/metrics endpoints and
+ * long-poll waiting. Owns one `struct call` per request in flight; must
+ * not touch a request after its connection closed (the call is marked
+ * gone and freed when its last callback returns). Mailbox semantics
+ * belong to the mailbox backends, not here. */
+#include "signaling/broker.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
+#include <event2/util.h>
+
+#include "common/log.h"
+#include "signaling/auth.h"
+#include "signaling/http_guard.h"
+#include "signaling/mailbox.h"
+#include "signaling/metrics.h"
+#include "signaling/ratelimit.h"
+#include "signaling/replay.h"
+#include "signaling/wire.h"
+
+/* Headers are small in this protocol. Bodies above the publish limit are
+ * still read up to MAX_READ_BODY so the answer is our JSON 413; beyond it
+ * libevent refuses the request itself (413 with its own HTML body) before
+ * reading it, which bounds each connection's memory. */
+#define MAX_HEADERS_SIZE 8192
+#define MAX_READ_BODY (2 * PUBLISH_BODY_MAX)
+/* libevent's own per-read timeout: a backstop above the longest poll. */
+#define HTTP_BACKSTOP_TIMEOUT_S (POLL_WAIT_MAX_S + 30)
+#define RETRY_AFTER_UNAVAILABLE_S 2
+#define RATELIMIT_SWEEP_S 10
+
+struct broker {
+	struct event_base *base;
+	struct broker_config cfg;
+	struct evhttp *http;
+	struct http_guard *guard;
+	struct ratelimit *rate;
+	struct event *housekeeping;
+	struct metrics metrics;
+	uint64_t waiting_polls;
+};
+
+enum call_state { CALL_RUNNING, CALL_WAITING, CALL_FETCHING, CALL_DONE };
+
+struct call {
+	struct broker *b;
+	struct evhttp_request *req;
+	enum endpoint ep;
+	bool gone;          /* the connection closed: never touch req again */
+	int pending;        /* backend callbacks still to come */
+	char peer[PEER_ID_MAX + 1];
+	/* publish */
+	struct wire_doc *doc;
+	struct publish_msg msg;
+	/* poll */
+	enum call_state state;
+	unsigned wait_s;
+	char cursor[MSG_ID_MAX];
+	struct mb_watch *watch;
+	struct event *timer;
+	bool timed_out;
+	bool rewake;        /* a wake came while a fetch was in flight */
+};
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- output helpers ---------------------------------------------------- */
+
+static void json_string(struct evbuffer *out, const char *s, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	char buf[512];
+	size_t n = 0;
+	buf[n++] = '"';
+	for (size_t i = 0; i < len; i++) {
+		if (n > sizeof(buf) - 8) {
+			evbuffer_add(out, buf, n);
+			n = 0;
+		}
+		unsigned char c = (unsigned char)s[i];
+		if (c == '"' || c == '\\') {
+			buf[n++] = '\\';
+			buf[n++] = (char)c;
+		} else if (c < 0x20) {
+			buf[n++] = '\\';
+			switch (c) {
+			case '\n': buf[n++] = 'n'; break;
+			case '\r': buf[n++] = 'r'; break;
+			case '\t': buf[n++] = 't'; break;
+			default:
+				buf[n++] = 'u';
+				buf[n++] = '0';
+				buf[n++] = '0';
+				buf[n++] = hex[c >> 4];
+				buf[n++] = hex[c & 15];
+			}
+		} else {
+			buf[n++] = (char)c;
+		}
+	}
+	buf[n++] = '"';
+	evbuffer_add(out, buf, n);
+}
+
+static void call_free(struct call *c)
+{
+	if (c->watch)
+		c->b->cfg.mailbox->ops->unwatch(c->b->cfg.mailbox, c->watch);
+	if (c->timer)
+		event_free(c->timer);
+	if (c->state == CALL_WAITING || c->state == CALL_FETCHING)
+		c->b->waiting_polls--;
+	wire_doc_free(c->doc);
+	free(c);
+}
+
+/* Sends the answer and ends the call (or just ends it when the client
+ * is gone). body may be NULL for an empty body. */
+static void call_reply(struct call *c, int status, const char *reason, struct evbuffer *body,
+		       const char *content_type)
+{
+	struct broker *b = c->b;
+	if (!c->gone) {
+		struct evhttp_request *req = c->req;
+		struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+		if (evcon)
+			evhttp_connection_set_closecb(evcon, NULL, NULL);
+		struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+		if (content_type)
+			evhttp_add_header(h, "Content-Type", content_type);
+		evhttp_add_header(h, "Cache-Control", "no-store");
+		http_guard_request_end(b->guard, req);
+		metrics_request(&b->metrics, c->ep, status);
+		evhttp_send_reply(req, status, reason, body);
+	}
+	if (c->state == CALL_WAITING || c->state == CALL_FETCHING)
+		b->waiting_polls--;
+	c->state = CALL_DONE;
+	if (c->watch) {
+		b->cfg.mailbox->ops->unwatch(b->cfg.mailbox, c->watch);
+		c->watch = NULL;
+	}
+	if (c->timer) {
+		event_free(c->timer);
+		c->timer = NULL;
+	}
+	if (c->pending == 0)
+		call_free(c);
+}
+
+static const char *reason_phrase(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 202: return "Accepted";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 409: return "Conflict";
+	case 413: return "Payload Too Large";
+	case 429: return "Too Many Requests";
+	case 503: return "Service Unavailable";
+	default: return "Error";
+	}
+}
+
+static void reply_json(struct call *c, int status, struct evbuffer *body)
+{
+	call_reply(c, status, reason_phrase(status), body, "application/json");
+}
+
+static void reply_error(struct call *c, int status, const char *code, const char *message)
+{
+	struct evbuffer *body = evbuffer_new();
+	if (body) {
+		evbuffer_add_printf(body, "{\"error\":\"%s\",\"message\":", code);
+		json_string(body, message, strlen(message));
+		evbuffer_add(body, "}", 1);
+	}
+	reply_json(c, status, body);
+	if (body)
+		evbuffer_free(body);
+}
+
+static void reply_retry(struct call *c, int status, const char *code, const char *message,
+			unsigned retry_after_s)
+{
+	if (!c->gone) {
+		char v[16];
+		snprintf(v, sizeof(v), "%u", retry_after_s ? retry_after_s : 1);
+		evhttp_add_header(evhttp_request_get_output_headers(c->req), "Retry-After", v);
+	}
+	reply_error(c, status, code, message);
+}
+
+static void peer_addr(struct call *c, char *out, size_t cap)
+{
+	char *addr = NULL;
+	ev_uint16_t port = 0;
+	struct evhttp_connection *evcon = c->gone ? NULL : evhttp_request_get_connection(c->req);
+	if (evcon)
+		evhttp_connection_get_peer(evcon, &addr, &port);
+	snprintf(out, cap, "%s:%u", addr ? addr : "?", (unsigned)port);
+}
+
+/* ---- publish ----------------------------------------------------------- */
+
+static void publish_done(const struct mb_publish_result *res, void *arg)
+{
+	struct call *c = arg;
+	struct broker *b = c->b;
+	c->pending--;
+	if (c->gone) {
+		if (c->pending == 0)
+			call_free(c);
+		return;
+	}
+	struct evbuffer *body;
+	switch (res->status) {
+	case MB_OK:
+		body = evbuffer_new();
+		if (body) {
+			evbuffer_add_printf(body, "{\"id\":\"%s\",\"epoch\":%" PRIu64 "}", res->id, res->epoch);
+			reply_json(c, 202, body);
+			evbuffer_free(body);
+		} else {
+			reply_json(c, 202, NULL);
+		}
+		return;
+	case MB_STALE:
+		metrics_refusal(&b->metrics, REF_STALE_EPOCH, "%s->%s epoch %" PRIu64 " below %" PRIu64,
+				c->msg.from, c->msg.to, c->msg.epoch, res->epoch);
+		body = evbuffer_new();
+		if (body) {
+			evbuffer_add_printf(body,
+					    "{\"error\":\"stale_epoch\",\"message\":\"epoch %" PRIu64
+					    " is below the current epoch %" PRIu64 "\",\"current\":%" PRIu64 "}",
+					    c->msg.epoch, res->epoch, res->epoch);
+		}
+		reply_json(c, 409, body);
+		if (body)
+			evbuffer_free(body);
+		return;
+	case MB_FULL:
+		metrics_refusal(&b->metrics, REF_MAILBOX_FULL, "mailbox of %s holds %d messages",
+				c->msg.to, MAILBOX_CAP);
+		reply_error(c, 429, "mailbox_full", "the recipient's mailbox is full");
+		return;
+	case MB_OVERLOADED:
+		metrics_refusal(&b->metrics, REF_OVERLOADED, "queued bytes at the coordinator's bound");
+		reply_retry(c, 503, "unavailable", "the coordinator's mailbox memory bound is reached",
+			    RETRY_AFTER_UNAVAILABLE_S);
+		return;
+	default:
+		metrics_refusal(&b->metrics, REF_UNAVAILABLE, "mailbox backend unavailable");
+		reply_retry(c, 503, "unavailable", "the mailbox backend is unavailable",
+			    RETRY_AFTER_UNAVAILABLE_S);
+		return;
+	}
+}
+
+static void handle_publish(struct call *c, const char *body, size_t len)
+{
+	struct broker *b = c->b;
+	const char *why = "bad body";
+	int64_t retry_ms = 0;
+
+	if (!ratelimit_take(b->rate, c->peer, now_ms(), &retry_ms)) {
+		metrics_refusal(&b->metrics, REF_RATE_LIMITED, "peer %s over %u publishes/s", c->peer,
+				b->cfg.publish_rate);
+		reply_retry(c, 429, "rate_limited", "publish rate limit exceeded",
+			    (unsigned)((retry_ms + 999) / 1000));
+		return;
+	}
+	const char *ctype = evhttp_find_header(evhttp_request_get_input_headers(c->req), "Content-Type");
+	if (!ctype || strncasecmp(ctype, "application/json", 16) != 0 ||
+	    (ctype[16] && ctype[16] != ';' && ctype[16] != ' ')) {
+		metrics_refusal(&b->metrics, REF_BAD_REQUEST, "publish from %s without application/json", c->peer);
+		reply_error(c, 400, "bad_request", "Content-Type must be application/json");
+		return;
+	}
+	if (wire_parse_publish(body, len, &c->msg, &c->doc, &why)) {
+		metrics_refusal(&b->metrics, REF_BAD_REQUEST, "publish from %s: %s", c->peer, why);
+		reply_error(c, 400, "bad_request", why);
+		return;
+	}
+	if (strcmp(c->msg.from, c->peer) != 0) {
+		metrics_refusal(&b->metrics, REF_FORBIDDEN, "peer %s published as %s", c->peer, c->msg.from);
+		reply_error(c, 403, "forbidden", "from must be the authenticated peer");
+		return;
+	}
+	c->pending++;
+	b->cfg.mailbox->ops->publish(b->cfg.mailbox, &c->msg, publish_done, c);
+}
+
+/* ---- poll -------------------------------------------------------------- */
+
+static void poll_answer(struct call *c, const struct mb_fetch_result *res)
+{
+	struct evbuffer *body = evbuffer_new();
+	if (!body) {
+		reply_retry(c, 503, "unavailable", "out of memory", RETRY_AFTER_UNAVAILABLE_S);
+		return;
+	}
+	evbuffer_add(body, "{\"messages\":[", 13);
+	for (size_t i = 0; i < res->count; i++) {
+		const struct mb_message *m = &res->msgs[i];
+		evbuffer_add_printf(body,
+				    "%s{\"id\":\"%s\",\"from\":\"%s\",\"to\":\"%s\",\"epoch\":%" PRIu64
+				    ",\"kind\":\"%s\",\"payload\":",
+				    i ? "," : "", m->id, m->from, m->to, m->epoch, m->kind);
+		json_string(body, m->payload, m->payload_len);
+		evbuffer_add_printf(body, ",\"psig\":\"%s\",\"age_ms\":%" PRId64 "}", m->psig,
+				    m->age_ms < 0 ? 0 : m->age_ms);
+	}
+	evbuffer_add(body, "],\"cursor\":", 11);
+	json_string(body, res->cursor, strlen(res->cursor));
+	evbuffer_add(body, "}", 1);
+	reply_json(c, 200, body);
+	evbuffer_free(body);
+}
+
+static void poll_timer_cb(evutil_socket_t fd, short what, void *arg);
+
+static void poll_fetched(const struct mb_fetch_result *res, void *arg)
+{
+	struct call *c = arg;
+	struct broker *b = c->b;
+	c->pending--;
+	if (c->gone || c->state == CALL_DONE) {
+		if (c->pending == 0)
+			call_free(c);
+		return;
+	}
+	if (res->status == MB_BAD_CURSOR) {
+		metrics_refusal(&b->metrics, REF_BAD_REQUEST, "poll from %s with a malformed cursor", c->peer);
+		reply_error(c, 400, "bad_request", "cursor is malformed");
+		return;
+	}
+	if (res->status != MB_OK) {
+		metrics_refusal(&b->metrics, REF_UNAVAILABLE, "mailbox backend unavailable");
+		reply_retry(c, 503, "unavailable", "the mailbox backend is unavailable",
+			    RETRY_AFTER_UNAVAILABLE_S);
+		return;
+	}
+	/* Every fetch of a poll carries its cursor: acknowledging twice is
+	 * harmless, and an empty answer then hands the same cursor back. */
+	if (res->count || c->wait_s == 0 || c->timed_out) {
+		if (res->count && c->state != CALL_RUNNING) {
+			b->metrics.wakes++;
+			b->metrics.wake_latency_us_sum += (uint64_t)res->msgs[res->count - 1].age_ms * 1000;
+		}
+		poll_answer(c, res);
+		return;
+	}
+	if (c->rewake) {
+		/* The publish behind that wake may have landed after this fetch
+		 * read the mailbox (a networked backend): read again. */
+		c->rewake = false;
+		c->pending++;
+		b->cfg.mailbox->ops->fetch(b->cfg.mailbox, c->peer, c->cursor, POLL_BATCH_MAX, poll_fetched, c);
+		return;
+	}
+	if (c->state == CALL_RUNNING) {
+		c->timer = evtimer_new(b->base, poll_timer_cb, c);
+		struct timeval tv = { (time_t)c->wait_s, 0 };
+		if (!c->timer || evtimer_add(c->timer, &tv)) {
+			reply_retry(c, 503, "unavailable", "out of memory", RETRY_AFTER_UNAVAILABLE_S);
+			return;
+		}
+		b->waiting_polls++;
+	}
+	c->state = CALL_WAITING;
+}
+
+static void poll_fetch(struct call *c)
+{
+	struct broker *b = c->b;
+	if (c->state == CALL_WAITING)
+		c->state = CALL_FETCHING;
+	c->pending++;
+	b->cfg.mailbox->ops->fetch(b->cfg.mailbox, c->peer, c->cursor, POLL_BATCH_MAX, poll_fetched, c);
+}
+
+static void poll_wake(void *arg)
+{
+	struct call *c = arg;
+	if (c->state == CALL_WAITING)
+		poll_fetch(c);
+	else if (c->state == CALL_RUNNING || c->state == CALL_FETCHING)
+		c->rewake = true;
+}
+
+static void poll_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct call *c = arg;
+	c->timed_out = true;
+	poll_fetch(c);
+}
+
+static int parse_query(struct call *c, const char *query)
+{
+	bool have_wait = false, have_cursor = false;
+	c->wait_s = POLL_WAIT_DEFAULT_S;
+	c->cursor[0] = '\0';
+	while (query && *query) {
+		const char *amp = strchr(query, '&');
+		size_t len = amp ? (size_t)(amp - query) : strlen(query);
+		const char *eq = memchr(query, '=', len);
+		if (!eq)
+			return -1;
+		size_t klen = (size_t)(eq - query), vlen = len - klen - 1;
+		const char *v = eq + 1;
+		if (klen == 4 && !memcmp(query, "wait", 4) && !have_wait) {
+			have_wait = true;
+			if (vlen < 1 || vlen > 2)
+				return -1;
+			unsigned w = 0;
+			for (size_t i = 0; i < vlen; i++) {
+				if (v[i] < '0' || v[i] > '9')
+					return -1;
+				w = w * 10 + (unsigned)(v[i] - '0');
+			}
+			if (w > POLL_WAIT_MAX_S)
+				return -1;
+			c->wait_s = w;
+		} else if (klen == 6 && !memcmp(query, "cursor", 6) && !have_cursor) {
+			have_cursor = true;
+			if (vlen >= sizeof(c->cursor))
+				return -1;
+			memcpy(c->cursor, v, vlen);
+			c->cursor[vlen] = '\0';
+		} else {
+			return -1;
+		}
+		query = amp ? amp + 1 : NULL;
+	}
+	return 0;
+}
+
+static void handle_poll(struct call *c, const char *query)
+{
+	struct broker *b = c->b;
+	if (parse_query(c, query)) {
+		metrics_refusal(&b->metrics, REF_BAD_REQUEST, "poll from %s with a bad query", c->peer);
+		reply_error(c, 400, "bad_request", "query must be cursor=C and wait=0..30");
+		return;
+	}
+	/* Watch before the first fetch: a publish landing between the two is
+	 * then a wake, never lost. */
+	if (c->wait_s) {
+		c->watch = b->cfg.mailbox->ops->watch(b->cfg.mailbox, c->peer, poll_wake, c);
+		if (!c->watch) {
+			reply_retry(c, 503, "unavailable", "cannot wait now", RETRY_AFTER_UNAVAILABLE_S);
+			return;
+		}
+	}
+	poll_fetch(c);
+}
+
+/* ---- turn, coordinators, health, ready, metrics ------------------------ */
+
+static void handle_turn(struct call *c)
+{
+	struct broker *b = c->b;
+	char user[96], pass[64];
+	int64_t expiry = (int64_t)time(NULL) + b->cfg.turn_ttl_s;
+	turn_credential(b->cfg.keys, c->peer, expiry, user, sizeof(user), pass, sizeof(pass));
+	struct evbuffer *body = evbuffer_new();
+	if (!body) {
+		reply_retry(c, 503, "unavailable", "out of memory", RETRY_AFTER_UNAVAILABLE_S);
+		return;
+	}
+	evbuffer_add_printf(body, "{\"username\":\"%s\",\"password\":\"%s\",\"ttl\":%u,\"realm\":", user,
+			    pass, b->cfg.turn_ttl_s);
+	json_string(body, b->cfg.realm, strlen(b->cfg.realm));
+	evbuffer_add(body, "}", 1);
+	reply_json(c, 200, body);
+	evbuffer_free(body);
+}
+
+static void self_entry(struct broker *b, struct evbuffer *out)
+{
+	evbuffer_add(out, "[{\"id\":", 7);
+	json_string(out, b->cfg.node_id, strlen(b->cfg.node_id));
+	evbuffer_add(out, ",\"url\":", 7);
+	json_string(out, b->cfg.advertise_url, strlen(b->cfg.advertise_url));
+	const char *s = b->cfg.stun_endpoint;
+	evbuffer_add_printf(out, ",\"stun\":[\"%s\"],\"turn_udp\":[\"%s\"],\"turn_tcp\":[\"%s\"],\"turn_tls\":[", s, s, s);
+	if (b->cfg.turn_tls_endpoint)
+		evbuffer_add_printf(out, "\"%s\"", b->cfg.turn_tls_endpoint);
+	evbuffer_add_printf(out, "],\"age_ms\":0}]");
+}
+
+static void handle_coordinators(struct call *c)
+{
+	struct broker *b = c->b;
+	struct evbuffer *body = evbuffer_new();
+	if (!body) {
+		reply_retry(c, 503, "unavailable", "out of memory", RETRY_AFTER_UNAVAILABLE_S);
+		return;
+	}
+	evbuffer_add(body, "{\"coordinators\":", 16);
+	if (b->cfg.coordinators_json)
+		b->cfg.coordinators_json(b->cfg.hook_arg, body);
+	else
+		self_entry(b, body);
+	evbuffer_add(body, "}", 1);
+	reply_json(c, 200, body);
+	evbuffer_free(body);
+}
+
+static void handle_ready(struct call *c)
+{
+	struct broker *b = c->b;
+	char why[160] = "";
+	if (b->cfg.turn_ready && !b->cfg.turn_ready()) {
+		reply_error(c, 503, "not_ready", "TURN is not listening yet");
+		return;
+	}
+	if (!b->cfg.mailbox->ops->ready(b->cfg.mailbox, why, sizeof(why))) {
+		char msg[200];
+		snprintf(msg, sizeof(msg), "mailbox backend: %s", why[0] ? why : "not answering");
+		reply_error(c, 503, "not_ready", msg);
+		return;
+	}
+	struct evbuffer *body = evbuffer_new();
+	if (body)
+		evbuffer_add_printf(body, "{\"status\":\"ready\"}");
+	reply_json(c, 200, body);
+	if (body)
+		evbuffer_free(body);
+}
+
+static void handle_metrics(struct call *c)
+{
+	struct broker *b = c->b;
+	struct evbuffer *body = evbuffer_new();
+	if (!body) {
+		reply_retry(c, 503, "unavailable", "out of memory", RETRY_AFTER_UNAVAILABLE_S);
+		return;
+	}
+	metrics_render(&b->metrics, body);
+	struct mb_stats st;
+	b->cfg.mailbox->ops->stats(b->cfg.mailbox, &st);
+	evbuffer_add_printf(body,
+			    "# HELP mesh_mailbox_queued_messages Messages waiting for their recipient.\n"
+			    "# TYPE mesh_mailbox_queued_messages gauge\nmesh_mailbox_queued_messages %" PRIu64 "\n"
+			    "# HELP mesh_mailbox_queued_bytes Payload bytes waiting.\n"
+			    "# TYPE mesh_mailbox_queued_bytes gauge\nmesh_mailbox_queued_bytes %" PRIu64 "\n"
+			    "# HELP mesh_mailbox_pairs Sender-recipient pairs with a known epoch.\n"
+			    "# TYPE mesh_mailbox_pairs gauge\nmesh_mailbox_pairs %" PRIu64 "\n"
+			    "# HELP mesh_mailbox_expired_total Messages dropped by their TTL.\n"
+			    "# TYPE mesh_mailbox_expired_total counter\nmesh_mailbox_expired_total %" PRIu64 "\n"
+			    "# HELP mesh_mailbox_purged_total Messages deleted by a newer epoch.\n"
+			    "# TYPE mesh_mailbox_purged_total counter\nmesh_mailbox_purged_total %" PRIu64 "\n"
+			    "# HELP mesh_polls_waiting Long polls currently held.\n"
+			    "# TYPE mesh_polls_waiting gauge\nmesh_polls_waiting %" PRIu64 "\n"
+			    "# HELP mesh_http_connections Open HTTP connections.\n"
+			    "# TYPE mesh_http_connections gauge\nmesh_http_connections %zu\n"
+			    "# HELP mesh_replay_nonces Nonces remembered against replay.\n"
+			    "# TYPE mesh_replay_nonces gauge\nmesh_replay_nonces %zu\n",
+			    st.queued_messages, st.queued_bytes, st.pairs, st.expired_total, st.purged_total,
+			    b->waiting_polls, http_guard_connections(b->guard),
+			    b->cfg.replay->ops->size(b->cfg.replay));
+	if (b->cfg.turn_allocations)
+		evbuffer_add_printf(body,
+				    "# HELP mesh_turn_allocations Current TURN allocations.\n"
+				    "# TYPE mesh_turn_allocations gauge\nmesh_turn_allocations %" PRIu64 "\n",
+				    b->cfg.turn_allocations());
+	if (b->cfg.turn_ready)
+		evbuffer_add_printf(body,
+				    "# HELP mesh_turn_ready Whether TURN answers on its port.\n"
+				    "# TYPE mesh_turn_ready gauge\nmesh_turn_ready %d\n",
+				    b->cfg.turn_ready() ? 1 : 0);
+	if (b->cfg.extra_metrics)
+		b->cfg.extra_metrics(b->cfg.hook_arg, body);
+	call_reply(c, 200, "OK", body, "text/plain; version=0.0.4");
+	evbuffer_free(body);
+}
+
+/* ---- routing and authentication --------------------------------------- */
+
+struct route {
+	const char *path;
+	enum endpoint ep;
+	enum evhttp_cmd_type method;
+	bool auth;
+};
+
+static const struct route routes[] = {
+	{ "/v1/publish", EP_PUBLISH, EVHTTP_REQ_POST, true },
+	{ "/v1/poll", EP_POLL, EVHTTP_REQ_GET, true },
+	{ "/v1/turn", EP_TURN, EVHTTP_REQ_GET, true },
+	{ "/v1/coordinators", EP_COORDINATORS, EVHTTP_REQ_GET, true },
+	{ "/v1/health", EP_HEALTH, EVHTTP_REQ_GET, false },
+	{ "/v1/ready", EP_READY, EVHTTP_REQ_GET, false },
+	{ "/metrics", EP_METRICS, EVHTTP_REQ_GET, false },
+};
+
+static const char *method_name(enum evhttp_cmd_type m)
+{
+	switch (m) {
+	case EVHTTP_REQ_GET: return "GET";
+	case EVHTTP_REQ_POST: return "POST";
+	case EVHTTP_REQ_HEAD: return "HEAD";
+	case EVHTTP_REQ_PUT: return "PUT";
+	case EVHTTP_REQ_DELETE: return "DELETE";
+	case EVHTTP_REQ_OPTIONS: return "OPTIONS";
+	case EVHTTP_REQ_TRACE: return "TRACE";
+	case EVHTTP_REQ_CONNECT: return "CONNECT";
+	case EVHTTP_REQ_PATCH: return "PATCH";
+	}
+	return "?";
+}
+
+static void dispatch(struct call *c, const struct route *r, const char *query, const char *body,
+		     size_t body_len)
+{
+	switch (r->ep) {
+	case EP_PUBLISH: handle_publish(c, body, body_len); break;
+	case EP_POLL: handle_poll(c, query); break;
+	case EP_TURN: handle_turn(c); break;
+	case EP_COORDINATORS: handle_coordinators(c); break;
+	default: reply_error(c, 404, "not_found", "no such endpoint"); break;
+	}
+}
+
+struct auth_wait {
+	struct call *call;
+	const struct route *route;
+};
+
+static void connection_closed(struct evhttp_connection *evcon, void *arg)
+{
+	struct call *c = arg;
+	c->gone = true;
+	c->req = NULL;
+	if (c->state == CALL_WAITING || c->state == CALL_FETCHING)
+		c->b->waiting_polls--;
+	c->state = CALL_DONE;
+	if (c->watch) {
+		c->b->cfg.mailbox->ops->unwatch(c->b->cfg.mailbox, c->watch);
+		c->watch = NULL;
+	}
+	if (c->timer) {
+		event_free(c->timer);
+		c->timer = NULL;
+	}
+	if (c->pending == 0)
+		call_free(c);
+}
+
+struct replay_ctx {
+	struct call *call;
+	const struct route *route;
+	const char *query;
+	const char *body;
+	size_t body_len;
+	bool sync;            /* answered before check() returned */
+	enum replay_result result;
+};
+
+static void replay_done(enum replay_result res, void *arg)
+{
+	struct replay_ctx *rc = arg;
+	struct call *c = rc->call;
+	struct broker *b = c->b;
+	c->pending--;
+	if (c->gone) {
+		if (c->pending == 0)
+			call_free(c);
+		free(rc);
+		return;
+	}
+	switch (res) {
+	case REPLAY_FRESH: {
+		/* The body and query live in the request, which is still ours. */
+		dispatch(c, rc->route, rc->query, rc->body, rc->body_len);
+		break;
+	}
+	case REPLAY_SEEN:
+		metrics_refusal(&b->metrics, REF_REPLAY, "peer %s reused a nonce", c->peer);
+		reply_error(c, 401, "bad_auth", "nonce already used");
+		break;
+	case REPLAY_FULL:
+		metrics_refusal(&b->metrics, REF_OVERLOADED, "replay store at its bound");
+		reply_retry(c, 503, "unavailable", "too many requests in the replay window",
+			    RETRY_AFTER_UNAVAILABLE_S);
+		break;
+	default:
+		metrics_refusal(&b->metrics, REF_UNAVAILABLE, "replay store unavailable");
+		reply_retry(c, 503, "unavailable", "the replay store is unavailable",
+			    RETRY_AFTER_UNAVAILABLE_S);
+		break;
+	}
+	free(rc);
+}
+
+static void request_cb(struct evhttp_request *req, void *arg)
+{
+	struct broker *b = arg;
+	struct call *c = calloc(1, sizeof(*c));
+	if (!c) {
+		evhttp_send_error(req, 503, "out of memory");
+		return;
+	}
+	c->b = b;
+	c->req = req;
+	c->ep = EP_OTHER;
+	c->state = CALL_RUNNING;
+	http_guard_request_begin(b->guard, req);
+
+	const char *uri = evhttp_request_get_uri(req);
+	const char *qmark = strchr(uri, '?');
+	size_t path_len = qmark ? (size_t)(qmark - uri) : strlen(uri);
+	const char *query = qmark ? qmark + 1 : NULL;
+
+	const struct route *r = NULL;
+	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+		if (strlen(routes[i].path) == path_len && !memcmp(routes[i].path, uri, path_len)) {
+			r = &routes[i];
+			break;
+		}
+	}
+	if (!r) {
+		reply_error(c, 404, "not_found", "no such endpoint");
+		return;
+	}
+	c->ep = r->ep;
+	enum evhttp_cmd_type method = evhttp_request_get_command(req);
+	if (method != r->method) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", method_name(r->method));
+		reply_error(c, 405, "method_not_allowed", "method not allowed on this endpoint");
+		return;
+	}
+	if (!r->auth) {
+		if (r->ep == EP_HEALTH) {
+			struct evbuffer *body = evbuffer_new();
+			if (body)
+				evbuffer_add_printf(body, "{\"status\":\"ok\"}");
+			reply_json(c, 200, body);
+			if (body)
+				evbuffer_free(body);
+		} else if (r->ep == EP_READY) {
+			handle_ready(c);
+		} else {
+			handle_metrics(c);
+		}
+		return;
+	}
+
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	size_t body_len = evbuffer_get_length(in);
+	if (body_len > PUBLISH_BODY_MAX) {
+		char who[80];
+		peer_addr(c, who, sizeof(who));
+		metrics_refusal(&b->metrics, REF_TOO_LARGE, "%zu-byte body from %s", body_len, who);
+		reply_error(c, 413, "too_large", "body exceeds 65536 bytes");
+		return;
+	}
+	const char *body = body_len ? (const char *)evbuffer_pullup(in, -1) : "";
+
+	struct auth_header h;
+	const char *hdr = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+	const char *fail = NULL;
+	if (!hdr)
+		fail = "missing Authorization header";
+	else if (auth_parse(hdr, strlen(hdr), &h))
+		fail = "malformed Authorization header";
+	else if (llabs((long long)(h.ts - (int64_t)time(NULL))) > AUTH_MAX_SKEW_S)
+		fail = "timestamp outside the allowed clock skew";
+	else if (!auth_sig_ok(b->cfg.keys->signal, &h, method_name(method), uri, body, body_len))
+		fail = "signature does not verify";
+	if (fail) {
+		char who[80];
+		peer_addr(c, who, sizeof(who));
+		metrics_refusal(&b->metrics, REF_BAD_AUTH, "%s from %s", fail, who);
+		reply_error(c, 401, "bad_auth", fail);
+		return;
+	}
+	memcpy(c->peer, h.peer, sizeof(c->peer));
+
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	evhttp_connection_set_closecb(evcon, connection_closed, c);
+
+	struct replay_ctx *rc = calloc(1, sizeof(*rc));
+	if (!rc) {
+		reply_retry(c, 503, "unavailable", "out of memory", RETRY_AFTER_UNAVAILABLE_S);
+		return;
+	}
+	rc->call = c;
+	rc->route = r;
+	rc->query = query;
+	rc->body = body;
+	rc->body_len = body_len;
+	c->pending++;
+	b->cfg.replay->ops->check(b->cfg.replay, h.nonce, replay_done, rc);
+}
+
+static void guard_refusal(const char *reason, void *arg)
+{
+	struct broker *b = arg;
+	if (reason[0] == 'c')
+		metrics_refusal(&b->metrics, REF_CONNECTION_LIMIT,
+				"%u connections open; accepting paused", b->cfg.max_connections);
+	else
+		metrics_refusal(&b->metrics, REF_SLOW_REQUEST, "request not complete within %u s; dropped",
+				b->cfg.request_timeout_s);
+}
+
+static void housekeeping_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct broker *b = arg;
+	ratelimit_sweep(b->rate, now_ms());
+}
+
+int broker_new(struct broker **out, struct event_base *base, const struct broker_config *cfg)
+{
+	struct broker *b = calloc(1, sizeof(*b));
+	if (!b)
+		return ENOMEM;
+	b->base = base;
+	b->cfg = *cfg;
+	b->http = evhttp_new(base);
+	b->rate = ratelimit_new(cfg->publish_rate, cfg->publish_burst);
+	b->housekeeping = event_new(base, -1, EV_PERSIST, housekeeping_cb, b);
+	struct http_guard_config gc = {
+		.max_connections = cfg->max_connections,
+		.request_timeout_s = cfg->request_timeout_s,
+		.idle_timeout_s = cfg->idle_timeout_s,
+	};
+	struct timeval tv = { RATELIMIT_SWEEP_S, 0 };
+	if (!b->http || !b->rate || !b->housekeeping || event_add(b->housekeeping, &tv) ||
+	    http_guard_new(&b->guard, base, b->http, &gc, guard_refusal, b)) {
+		broker_free(b);
+		return ENOMEM;
+	}
+	evhttp_set_max_headers_size(b->http, MAX_HEADERS_SIZE);
+	evhttp_set_max_body_size(b->http, MAX_READ_BODY);
+	evhttp_set_timeout(b->http, HTTP_BACKSTOP_TIMEOUT_S);
+	evhttp_set_allowed_methods(b->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+						    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
+						    EVHTTP_REQ_PATCH);
+	evhttp_set_default_content_type(b->http, "application/json");
+	evhttp_set_gencb(b->http, request_cb, b);
+	*out = b;
+	return 0;
+}
+
+int broker_listen(struct broker *b, const char *addr, uint16_t port, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	int sslen = sizeof(ss);
+	char spec[80];
+	if (strchr(addr, ':'))
+		snprintf(spec, sizeof(spec), "[%s]:%u", addr, (unsigned)port);
+	else
+		snprintf(spec, sizeof(spec), "%s:%u", addr, (unsigned)port);
+	if (evutil_parse_sockaddr_port(spec, (struct sockaddr *)&ss, &sslen)) {
+		snprintf(err, errlen, "bad listen address %s", spec);
+		return EINVAL;
+	}
+	struct evconnlistener *l = evconnlistener_new_bind(
+		b->base, NULL, NULL, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 1024,
+		(struct sockaddr *)&ss, sslen);
+	if (!l) {
+		int e = errno ? errno : EADDRINUSE;
+		snprintf(err, errlen, "cannot listen on %s: %s", spec, strerror(e));
+		return e;
+	}
+	if (!evhttp_bind_listener(b->http, l)) {
+		evconnlistener_free(l);
+		snprintf(err, errlen, "cannot serve HTTP on %s", spec);
+		return EINVAL;
+	}
+	http_guard_add_listener(b->guard, l);
+	return 0;
+}
+
+void broker_free(struct broker *b)
+{
+	if (!b)
+		return;
+	/* evhttp first: freeing it closes connections, whose trackers the
+	 * guard releases as they go. */
+	if (b->http)
+		evhttp_free(b->http);
+	http_guard_free(b->guard);
+	if (b->housekeeping)
+		event_free(b->housekeeping);
+	ratelimit_free(b->rate);
+	free(b);
+}

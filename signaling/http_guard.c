@@ -1,0 +1,238 @@
+/* Connection accounting for the HTTP server. Each connection's
+ * bufferevent is made here (evhttp_set_bevcb) and held with one extra
+ * reference, so its pointer stays valid until the sweep sees that evhttp
+ * has let it go (its callbacks cleared) and drops the reference, which
+ * closes the socket (evhttp has already shut its write side, so the
+ * client sees the end at once). A callback on the input buffer marks
+ * when a request's first byte arrives. Owns the trackers and that one
+ * reference; must not free or close anything evhttp still uses (a
+ * stalled connection is shut down at the socket; evhttp cleans up). */
+#include "signaling/http_guard.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/listener.h>
+
+#include "common/strmap.h"
+
+/* Also how late a let-go socket may close: keep it short. */
+#define SWEEP_INTERVAL_MS 250
+#define MAX_LISTENERS 4
+
+enum conn_state { CONN_IDLE, CONN_RECEIVING, CONN_SERVING, CONN_CLOSING };
+
+struct tracker {
+	LIST_ENTRY(tracker) link;
+	struct http_guard *guard;
+	struct bufferevent *bev; /* evhttp's; we hold one reference */
+	enum conn_state state;
+	struct timeval since;    /* when the state began */
+};
+
+struct http_guard {
+	struct event_base *base;
+	struct http_guard_config cfg;
+	LIST_HEAD(, tracker) conns;
+	size_t count;
+	struct strmap *by_bev;
+	struct evconnlistener *listeners[MAX_LISTENERS];
+	size_t nlisteners;
+	bool paused;
+	struct event *sweep;
+	http_guard_refusal_fn refusal;
+	void *refusal_arg;
+};
+
+static void bev_key(const struct bufferevent *bev, char out[32])
+{
+	snprintf(out, 32, "%p", (const void *)bev);
+}
+
+static void set_paused(struct http_guard *g, bool paused)
+{
+	if (g->paused == paused)
+		return;
+	g->paused = paused;
+	for (size_t i = 0; i < g->nlisteners; i++) {
+		if (paused)
+			evconnlistener_disable(g->listeners[i]);
+		else
+			evconnlistener_enable(g->listeners[i]);
+	}
+	if (paused && g->refusal)
+		g->refusal("connection_limit", g->refusal_arg);
+}
+
+static void input_added(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+	struct tracker *t = arg;
+	if (info->n_added && t->state == CONN_IDLE) {
+		t->state = CONN_RECEIVING;
+		event_base_gettimeofday_cached(t->guard->base, &t->since);
+	}
+}
+
+static void tracker_release(struct http_guard *g, struct tracker *t)
+{
+	char key[32];
+	bev_key(t->bev, key);
+	strmap_del(g->by_bev, key);
+	LIST_REMOVE(t, link);
+	g->count--;
+	evbuffer_remove_cb(bufferevent_get_input(t->bev), input_added, t);
+	bufferevent_disable(t->bev, EV_READ | EV_WRITE);
+	bufferevent_decref(t->bev); /* the last reference: closes the socket */
+	free(t);
+}
+
+static struct bufferevent *make_bev(struct event_base *base, void *arg)
+{
+	struct http_guard *g = arg;
+	struct tracker *t = calloc(1, sizeof(*t));
+	if (!t)
+		return NULL;
+	struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	if (!bev) {
+		free(t);
+		return NULL;
+	}
+	t->guard = g;
+	t->bev = bev;
+	t->state = CONN_IDLE;
+	event_base_gettimeofday_cached(base, &t->since);
+	char key[32];
+	bev_key(bev, key);
+	if (strmap_put(g->by_bev, key, t) ||
+	    !evbuffer_add_cb(bufferevent_get_input(bev), input_added, t)) {
+		/* Serve it untracked rather than refuse it. */
+		strmap_del(g->by_bev, key);
+		free(t);
+		return bev;
+	}
+	bufferevent_incref(bev);
+	LIST_INSERT_HEAD(&g->conns, t, link);
+	if (++g->count >= g->cfg.max_connections)
+		set_paused(g, true);
+	return bev;
+}
+
+static struct tracker *lookup(struct http_guard *g, struct evhttp_request *req)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	if (!evcon)
+		return NULL;
+	char key[32];
+	bev_key(evhttp_connection_get_bufferevent(evcon), key);
+	return strmap_get(g->by_bev, key);
+}
+
+void http_guard_request_begin(struct http_guard *g, struct evhttp_request *req)
+{
+	struct tracker *t = lookup(g, req);
+	if (t) {
+		t->state = CONN_SERVING;
+		event_base_gettimeofday_cached(g->base, &t->since);
+	}
+}
+
+void http_guard_request_end(struct http_guard *g, struct evhttp_request *req)
+{
+	struct tracker *t = lookup(g, req);
+	if (t) {
+		t->state = CONN_IDLE;
+		event_base_gettimeofday_cached(g->base, &t->since);
+	}
+}
+
+static void sweep_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_guard *g = arg;
+	struct timeval now;
+	event_base_gettimeofday_cached(g->base, &now);
+	struct tracker *t, *next;
+	for (t = LIST_FIRST(&g->conns); t; t = next) {
+		next = LIST_NEXT(t, link);
+		bufferevent_event_cb eventcb = NULL;
+		bufferevent_getcb(t->bev, NULL, NULL, &eventcb, NULL);
+		if (!eventcb) {
+			tracker_release(g, t);
+			continue;
+		}
+		long age = (long)(now.tv_sec - t->since.tv_sec);
+		const char *why = NULL;
+		if (t->state == CONN_RECEIVING && age >= (long)g->cfg.request_timeout_s)
+			why = "slow_request";
+		else if (t->state == CONN_IDLE && age >= (long)g->cfg.idle_timeout_s)
+			why = "idle";
+		if (!why)
+			continue;
+		evutil_socket_t sock = bufferevent_getfd(t->bev);
+		if (sock >= 0)
+			shutdown(sock, SHUT_RDWR);
+		t->state = CONN_CLOSING;
+		if (g->refusal && why[0] == 's')
+			g->refusal(why, g->refusal_arg);
+	}
+	if (g->count < g->cfg.max_connections)
+		set_paused(g, false);
+}
+
+int http_guard_new(struct http_guard **out, struct event_base *base, struct evhttp *http,
+		   const struct http_guard_config *cfg, http_guard_refusal_fn refusal, void *arg)
+{
+	struct http_guard *g = calloc(1, sizeof(*g));
+	if (!g)
+		return ENOMEM;
+	g->base = base;
+	g->cfg = *cfg;
+	if (g->cfg.max_connections == 0)
+		g->cfg.max_connections = 1;
+	g->refusal = refusal;
+	g->refusal_arg = arg;
+	LIST_INIT(&g->conns);
+	g->by_bev = strmap_new();
+	g->sweep = event_new(base, -1, EV_PERSIST, sweep_cb, g);
+	struct timeval tv = { 0, SWEEP_INTERVAL_MS * 1000 };
+	if (!g->by_bev || !g->sweep || event_add(g->sweep, &tv)) {
+		http_guard_free(g);
+		return ENOMEM;
+	}
+	evhttp_set_bevcb(http, make_bev, g);
+	*out = g;
+	return 0;
+}
+
+void http_guard_add_listener(struct http_guard *g, struct evconnlistener *l)
+{
+	if (g->nlisteners < MAX_LISTENERS)
+		g->listeners[g->nlisteners++] = l;
+}
+
+size_t http_guard_connections(const struct http_guard *g)
+{
+	return g->count;
+}
+
+void http_guard_free(struct http_guard *g)
+{
+	if (!g)
+		return;
+	/* Called after evhttp_free, which let every connection go: drop our
+	 * references. */
+	struct tracker *t;
+	while ((t = LIST_FIRST(&g->conns)))
+		tracker_release(g, t);
+	if (g->sweep)
+		event_free(g->sweep);
+	strmap_free(g->by_bev);
+	free(g);
+}

@@ -1,0 +1,99 @@
+/* Broker counters and their Prometheus rendering. Owns no memory; must
+ * not log per request (refusal logs are rate-limited per reason). */
+#include "signaling/metrics.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+
+#include <event2/buffer.h>
+
+#include "common/log.h"
+
+#define REFUSAL_LOG_INTERVAL_S 10
+
+static const int status_codes[METRICS_STATUS_SLOTS] = {
+	200, 202, 400, 401, 403, 404, 405, 409, 413, 429, 500, 503, 0
+};
+
+static const char *const endpoint_names[EP_COUNT] = {
+	"publish", "poll", "turn", "coordinators", "health", "ready", "metrics", "other"
+};
+
+static const char *const refusal_names[REF_COUNT] = {
+	"bad_auth", "replay", "bad_request", "forbidden", "too_large", "rate_limited",
+	"mailbox_full", "stale_epoch", "overloaded", "unavailable", "connection_limit",
+	"slow_request"
+};
+
+const char *endpoint_name(enum endpoint ep)
+{
+	return endpoint_names[ep < EP_COUNT ? ep : EP_OTHER];
+}
+
+static int status_slot(int status)
+{
+	for (int i = 0; status_codes[i]; i++)
+		if (status_codes[i] == status)
+			return i;
+	return METRICS_STATUS_SLOTS - 1; /* "other" */
+}
+
+void metrics_request(struct metrics *m, enum endpoint ep, int status)
+{
+	m->requests[ep < EP_COUNT ? ep : EP_OTHER][status_slot(status)]++;
+}
+
+void metrics_refusal(struct metrics *m, enum refusal r, const char *fmt, ...)
+{
+	m->refusals[r]++;
+	time_t now = time(NULL);
+	if (now - m->last_logged[r] < REFUSAL_LOG_INTERVAL_S) {
+		m->unlogged[r]++;
+		return;
+	}
+	char detail[256];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof(detail), fmt, ap);
+	va_end(ap);
+	/* Stale epochs and full mailboxes are normal protocol events, not
+	 * attacks: they are info, the rest warn. */
+	enum log_level lvl = (r == REF_STALE_EPOCH || r == REF_MAILBOX_FULL) ? LOG_LVL_INFO : LOG_LVL_WARN;
+	if (m->unlogged[r])
+		log_msg(lvl, "broker", "refused (%s): %s; %" PRIu64 " more since the last such log",
+			refusal_names[r], detail, m->unlogged[r]);
+	else
+		log_msg(lvl, "broker", "refused (%s): %s", refusal_names[r], detail);
+	m->last_logged[r] = now;
+	m->unlogged[r] = 0;
+}
+
+void metrics_render(const struct metrics *m, struct evbuffer *out)
+{
+	evbuffer_add_printf(out, "# HELP mesh_http_requests_total HTTP requests by endpoint and status.\n"
+				 "# TYPE mesh_http_requests_total counter\n");
+	for (int ep = 0; ep < EP_COUNT; ep++) {
+		for (int s = 0; s < METRICS_STATUS_SLOTS; s++) {
+			if (!m->requests[ep][s])
+				continue;
+			char code[8];
+			if (status_codes[s] && s != METRICS_STATUS_SLOTS - 1)
+				snprintf(code, sizeof(code), "%d", status_codes[s]);
+			else
+				snprintf(code, sizeof(code), "other");
+			evbuffer_add_printf(out, "mesh_http_requests_total{endpoint=\"%s\",status=\"%s\"} %" PRIu64 "\n",
+					    endpoint_names[ep], code, m->requests[ep][s]);
+		}
+	}
+	evbuffer_add_printf(out, "# HELP mesh_refusals_total Requests or connections refused, by reason.\n"
+				 "# TYPE mesh_refusals_total counter\n");
+	for (int r = 0; r < REF_COUNT; r++)
+		evbuffer_add_printf(out, "mesh_refusals_total{reason=\"%s\"} %" PRIu64 "\n",
+				    refusal_names[r], m->refusals[r]);
+	evbuffer_add_printf(out, "# HELP mesh_poll_wakes_total Long polls answered by a publish.\n"
+				 "# TYPE mesh_poll_wakes_total counter\nmesh_poll_wakes_total %" PRIu64 "\n"
+				 "# HELP mesh_poll_wake_seconds_sum Time from publish to woken poll answer.\n"
+				 "# TYPE mesh_poll_wake_seconds_sum counter\nmesh_poll_wake_seconds_sum %.6f\n",
+			    m->wakes, (double)m->wake_latency_us_sum / 1e6);
+}
