@@ -76,3 +76,7 @@ clean:
 	rm -rf build bin $(CLEAN_EXTRA)
 
 -include $(shell find build -name '*.d' 2>/dev/null)
+
+# Every test program, built without running anything.
+.PHONY: tests-build
+tests-build: $(TEST_PROGRAMS) $(BENCH_PROGRAMS)

@@ -43,8 +43,13 @@ command -v curl >/dev/null || { echo "bench: curl is missing (run: make deps)" >
 
 tmp=$(mktemp -d /tmp/mesh-bench.XXXXXX)
 coord_pid=
+child_pid= # the loadgen or wrk now running: waited for, so signals act at once
 # shellcheck disable=SC2317 # invoked through the EXIT trap
 cleanup() {
+	if [[ -n $child_pid ]]; then
+		kill -TERM "$child_pid" 2>/dev/null || true
+		wait "$child_pid" 2>/dev/null || true
+	fi
 	if [[ -n $coord_pid ]] && kill -0 "$coord_pid" 2>/dev/null; then
 		local st=0
 		kill -TERM "$coord_pid" 2>/dev/null || true
@@ -69,20 +74,24 @@ trap 'exit 130' INT TERM
 port_free() {
 	! ss -Htuan "( sport = :$1 )" 2>/dev/null | grep -q .
 }
-taken=" "
-pick_port() {
+taken=" " # ports already handed out (globals: no command substitution)
+pick_port() { # VAR
 	local p
 	for p in $(shuf -i 17200-17299); do
 		[[ $taken == *" $p "* ]] && continue
-		if port_free "$p"; then taken+="$p "; echo "$p"; return 0; fi
+		if port_free "$p"; then
+			taken+="$p "
+			printf -v "$1" '%s' "$p"
+			return 0
+		fi
 	done
 	echo "bench: no free port in 17200-17299" >&2
-	return 1
+	exit 1
 }
 # A block of n consecutive free ports for TURN relays (unused by this
 # benchmark, but kept inside our range).
-pick_block() {
-	local n=$1 s p ok
+pick_block() { # VAR n
+	local n=$2 s p ok
 	for s in $(shuf -i 17200-$((17300 - n))); do
 		ok=1
 		for ((p = s; p < s + n; p++)); do
@@ -90,17 +99,13 @@ pick_block() {
 		done
 		if ((ok)); then
 			for ((p = s; p < s + n; p++)); do taken+="$p "; done
-			echo "$s-$((s + n - 1))"
+			printf -v "$1" '%s' "$s-$((s + n - 1))"
 			return 0
 		fi
 	done
 	echo "bench: no block of $n free ports in 17200-17299" >&2
-	return 1
+	exit 1
 }
-HTTP_PORT=$(pick_port)
-STUN_PORT=$(pick_port)
-RELAYS=$(pick_block 8)
-URL=http://127.0.0.1:$HTTP_PORT
 
 secret=$tmp/secret
 (umask 077 && openssl rand -hex 32 >"$secret")
@@ -121,24 +126,42 @@ if [[ $PIN == 1 ]] && command -v taskset >/dev/null; then
 	pin_client=(taskset -c 1)
 fi
 
-echo "bench: coordinator on $URL (stun $STUN_PORT, relays $RELAYS), pin=$PIN"
-"${pin_server[@]}" "$COORD" --listen 127.0.0.1 --http-port "$HTTP_PORT" \
-	--stun-port "$STUN_PORT" --tls-port 0 --relay-ports "$RELAYS" \
-	--secret-file "$secret" --log-level warn "${extra[@]}" \
-	>"$tmp/coordinator.log" 2>&1 &
-coord_pid=$!
-
-ready=0
-for _ in $(seq 100); do
-	if ! kill -0 "$coord_pid" 2>/dev/null; then
-		echo "bench: coordinator exited at start:" >&2
+# Starts the coordinator on fresh ports and waits for /v1/ready. Another
+# test may take a port between our check and the bind, so a coordinator
+# that exits at start is retried on new ports, twice.
+start_coordinator() {
+	local attempt
+	for attempt in 1 2 3; do
+		pick_port HTTP_PORT
+		pick_port STUN_PORT
+		pick_block RELAYS 8
+		URL=http://127.0.0.1:$HTTP_PORT
+		echo "bench: coordinator on $URL (stun $STUN_PORT, relays $RELAYS), pin=$PIN"
+		"${pin_server[@]}" "$COORD" --listen 127.0.0.1 --http-port "$HTTP_PORT" \
+			--stun-port "$STUN_PORT" --tls-port 0 --relay-ports "$RELAYS" \
+			--secret-file "$secret" --log-level warn "${extra[@]}" \
+			>"$tmp/coordinator.log" 2>&1 &
+		coord_pid=$!
+		for _ in $(seq 100); do
+			if ! kill -0 "$coord_pid" 2>/dev/null; then
+				wait "$coord_pid" 2>/dev/null || true
+				coord_pid=
+				echo "bench: coordinator exited at start (attempt $attempt):" >&2
+				tail -5 "$tmp/coordinator.log" >&2
+				continue 2
+			fi
+			if curl -fsS -m 1 -o /dev/null "$URL/v1/ready" 2>/dev/null; then
+				return 0
+			fi
+			sleep 0.2
+		done
+		echo "bench: coordinator not ready after 20 s:" >&2
 		tail -20 "$tmp/coordinator.log" >&2
 		exit 1
-	fi
-	if curl -fsS -m 1 -o /dev/null "$URL/v1/ready" 2>/dev/null; then ready=1; break; fi
-	sleep 0.2
-done
-((ready)) || { echo "bench: coordinator not ready after 20 s" >&2; tail -20 "$tmp/coordinator.log" >&2; exit 1; }
+	done
+	exit 1
+}
+start_coordinator
 
 # CPU seconds the coordinator used so far (utime + stime from /proc).
 coord_cpu() {
@@ -154,7 +177,10 @@ run_loadgen() { # name, loadgen args...
 	echo "== $name: loadgen $*"
 	c0=$(coord_cpu)
 	"${pin_client[@]}" "$LOADGEN" --url "$URL" --secret-file "$secret" \
-		--threads "$THREADS" --duration "$DURATION" "$@" | tee "$tmp/$name.out" || rc=$?
+		--threads "$THREADS" --duration "$DURATION" "$@" > >(tee "$tmp/$name.out") &
+	child_pid=$!
+	wait "$child_pid" || rc=$?
+	child_pid=
 	c1=$(coord_cpu)
 	server_cpu[$name]=$(awk -v a="$c0" -v b="$c1" -v d="$DURATION" 'BEGIN { printf "%.0f", 100 * (b - a) / d }')
 	echo "  coordinator CPU during the run: ${server_cpu[$name]}% of one core"
@@ -174,7 +200,10 @@ field() { # RESULT line, key
 if [[ ${BENCH_WRK:-1} == 1 ]] && command -v wrk >/dev/null; then
 	echo
 	echo "== reference: wrk -t2 -c50 -d5s $URL/v1/health (no auth, no mailbox)"
-	"${pin_client[@]}" wrk -t2 -c50 -d5s "$URL/v1/health" | tee "$tmp/wrk.out" || true
+	"${pin_client[@]}" wrk -t2 -c50 -d5s "$URL/v1/health" > >(tee "$tmp/wrk.out") &
+	child_pid=$!
+	wait "$child_pid" || true
+	child_pid=
 fi
 
 fail=0

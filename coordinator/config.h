@@ -38,6 +38,7 @@ struct coord_config {
 	unsigned request_timeout_s, idle_timeout_s;
 	unsigned max_queued_mb;
 	unsigned max_nonces;
+	unsigned http_threads;
 	char hostname[256];
 };
 

@@ -126,7 +126,7 @@ static int run(struct app *app)
 		log_error("main", "libevent threading support unavailable");
 		return 1;
 	}
-	app->base = event_base_new();
+	app->base = broker_event_base_new();
 	if (!app->base) {
 		log_error("main", "cannot create the event loop");
 		return 1;
@@ -197,6 +197,9 @@ static int run(struct app *app)
 		.max_connections = cfg->max_connections,
 		.request_timeout_s = cfg->request_timeout_s,
 		.idle_timeout_s = cfg->idle_timeout_s,
+		/* The Redis backend lives on the main loop: one HTTP thread. */
+		.threads = app->ha ? 1 : cfg->http_threads,
+		.thread_init = app->ha ? NULL : mailbox_mem_bind_thread,
 		.node_id = cfg->node_id,
 		.advertise_url = app->advertise,
 		.stun_endpoint = app->stun_ep,
@@ -211,10 +214,14 @@ static int run(struct app *app)
 		log_error("main", "cannot create the broker: %s", strerror(rc));
 		return 1;
 	}
-	if ((rc = broker_listen(app->broker, cfg->listen, cfg->http_port, err, sizeof(err)))) {
+	if ((rc = broker_listen(app->broker, cfg->listen, cfg->http_port, err, sizeof(err))) ||
+	    (rc = broker_start(app->broker, err, sizeof(err)))) {
 		log_error("main", "HTTP API: %s", err);
 		return 1;
 	}
+	if (app->ha && cfg->http_threads > 1)
+		log_info("main", "the Redis mailbox runs on one HTTP thread (--http-threads %u not used)",
+			 cfg->http_threads);
 
 	app->sigterm = evsignal_new(app->base, SIGTERM, on_signal, app);
 	app->sigint = evsignal_new(app->base, SIGINT, on_signal, app);

@@ -54,6 +54,11 @@ struct replay;
  * for 10 s and 5 s). */
 #define HA_REGISTRY_PERIOD_MS 2000
 #define HA_REGISTRY_TTL_MS 6000
+/* While refreshes fail (no master: a failover takes a few seconds), the
+ * cached entries keep ageing locally and are served up to this age, so a
+ * short outage does not empty the list and a node that died during one
+ * is still gone within 10 s. */
+#define HA_REGISTRY_SERVE_MS 9000
 /* Registry entries older than this are deleted from Redis outright. */
 #define HA_REGISTRY_FORGET_MS 3600000
 /* Replay window: CONTRACT section 2 refuses ts more than 120 s away, so a
@@ -74,6 +79,7 @@ struct ha_counters {
 	uint64_t failovers;        /* master address changes after the first */
 	uint64_t unreplicated;     /* WAIT saw fewer than HA_WAIT_REPLICAS */
 	uint64_t wakes_received;   /* wake notifications on the subscriber */
+	uint64_t duplicates;       /* identical publishes answered with the first id */
 	uint64_t sentinel_rounds;  /* Sentinel query rounds */
 	uint64_t sentinel_no_majority; /* rounds without a majority answer */
 	uint64_t switch_messages;  /* +switch-master notifications */

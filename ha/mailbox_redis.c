@@ -278,12 +278,17 @@ static void publish_reply(redisReply *r, void *arg)
 	if (r->elements < 1 || !is_str(r->element[0]))
 		goto bad;
 	const char *tag = r->element[0]->str;
-	if (strcmp(tag, "ok") == 0 && r->elements == 4) {
+	if (strcmp(tag, "ok") == 0 && (r->elements == 4 || r->elements == 5)) {
 		redisReply *g = r->element[1], *seq = r->element[2], *pur = r->element[3];
 		if (!is_str(g) || !is_hex(g->str, (size_t)g->len, 1, 16) || !is_str(seq) ||
 		    !parse_dec(seq->str, (size_t)seq->len, 20, UINT64_MAX, NULL) ||
 		    pur->type != REDIS_REPLY_INTEGER || pur->integer < 0)
 			goto bad;
+		if (r->elements == 5) {
+			if (!is_str(r->element[4]) || strcmp(r->element[4]->str, "dup") != 0)
+				goto bad;
+			ha_ctr(m->ha)->duplicates++;
+		}
 		op->pres.status = MB_OK;
 		snprintf(op->pres.id, sizeof(op->pres.id), "%s-%s", g->str, seq->str);
 		if (m->cfg.wait_replicas) {

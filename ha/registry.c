@@ -192,7 +192,7 @@ static size_t live_entries(struct registry *reg, int64_t *elapsed)
 	*elapsed = ha_now_ms() - reg->fetched_ms;
 	size_t n = 0;
 	for (size_t i = 0; i < reg->n; i++)
-		if (reg->entries[i].age_ms + *elapsed <= HA_REGISTRY_TTL_MS)
+		if (reg->entries[i].age_ms + *elapsed <= HA_REGISTRY_SERVE_MS)
 			n++;
 	return n;
 }
@@ -214,7 +214,7 @@ void registry_json(struct registry *reg, struct evbuffer *out)
 			self_listed = true;
 			continue;
 		}
-		if (age > HA_REGISTRY_TTL_MS)
+		if (age > HA_REGISTRY_SERVE_MS)
 			continue;
 		append_entry(out, e->obj, age, &first);
 	}
@@ -232,7 +232,7 @@ size_t registry_live(struct registry *reg)
 	bool self = false;
 	for (size_t i = 0; i < reg->n; i++)
 		if (strcmp(reg->entries[i].id, reg->self_id) == 0 &&
-		    reg->entries[i].age_ms + elapsed <= HA_REGISTRY_TTL_MS)
+		    reg->entries[i].age_ms + elapsed <= HA_REGISTRY_SERVE_MS)
 			self = true;
 	return self ? n : n + 1;
 }

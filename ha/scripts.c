@@ -13,6 +13,10 @@
  *   P p:R:S         ZSET member M score epoch: S's messages queued for R
  *   P m:R           HASH M -> "<created ms> <epoch> <kind> <psig>\n<payload>"
  *   P n:R           last seq given to R (expires with the pair idle time)
+ *   P d:R:S:<sha1>  seq of the message S published to R with this content
+ *                   (sha1 of epoch, kind, psig, payload), for the message
+ *                   TTL: a retried publish (say after a 503 during a
+ *                   failover) gets the first one's id instead of a copy
  *   P e:R           HASH S -> current epoch of the pair (S, R)
  *   P pairs         ZSET "R S" score last publish (ms): idle pairs swept
  *   P active        ZSET R score latest expiry in R's queue: sweep index
@@ -70,7 +74,9 @@
 
 /* ARGV: 1 prefix, 2 generation candidate, 3 to, 4 from, 5 epoch, 6 kind,
  * 7 psig, 8 payload, 9 ttl ms, 10 pair idle ms, 11 cap, 12 wake channel.
- * -> {"ok", gen, seq, purged} | {"stale", current} | {"full"}
+ * -> {"ok", gen, seq, purged} | {"ok", gen, seq, 0, "dup"} (identical
+ *    message published within the TTL: not queued again) | {"stale",
+ *    current} | {"full"}
  * The outcome is decided before anything changes, so a refusal leaves the
  * queue and the epoch as they were (expired messages aside, which are
  * gone either way). */
@@ -89,6 +95,13 @@ static const char publish_lua[] = PRELUDE
 	"local cur = cur_s and tonumber(cur_s) or 0\n"
 	"if epoch < cur then return {'stale', cur_s} end\n"
 	"local g = generation(ARGV[2])\n"
+	"local dk = k('d', to) .. ':' .. from .. ':' ..\n"
+	"  redis.sha1hex(epoch_s .. '\\n' .. ARGV[6] .. '\\n' .. ARGV[7] .. '\\n' .. ARGV[8])\n"
+	"local prev = redis.call('GET', dk)\n"
+	"if prev then\n"
+	"  redis.call('PUBLISH', ARGV[12], to)\n"
+	"  return {'ok', g, prev, 0, 'dup'}\n"
+	"end\n"
 	"expire(to, now)\n"
 	"local pk = k('p', to) .. ':' .. from\n"
 	"local purge = {}\n"
@@ -102,6 +115,7 @@ static const char publish_lua[] = PRELUDE
 	"local payload = ARGV[8]\n"
 	"local m = seq_s .. ' ' .. from .. ' ' .. #payload\n"
 	"redis.call('SET', k('n', to), seq_s, 'PX', n2s(idle))\n"
+	"redis.call('SET', dk, seq_s, 'PX', n2s(ttl))\n"
 	"redis.call('ZADD', k('q', to), seq_s, m)\n"
 	"redis.call('ZADD', k('x', to), n2s(now + ttl), m)\n"
 	"redis.call('ZADD', pk, epoch_s, m)\n"

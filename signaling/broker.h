@@ -28,6 +28,8 @@ struct broker_config {
 	unsigned max_connections;
 	unsigned request_timeout_s;
 	unsigned idle_timeout_s;
+	unsigned threads;              /* HTTP worker threads (1 for a backend bound to one loop) */
+	void (*thread_init)(struct event_base *base); /* run on each worker thread first */
 	/* This node, for /v1/coordinators when there is no registry. */
 	const char *node_id;
 	const char *advertise_url;
@@ -42,8 +44,13 @@ struct broker_config {
 };
 
 int broker_new(struct broker **out, struct event_base *base, const struct broker_config *cfg);
-/* Binds the HTTP API. Returns 0 or an errno value with a reason in err. */
+/* Binds the HTTP API on every worker. Returns 0 or an errno value with a
+ * reason in err. */
 int broker_listen(struct broker *b, const char *addr, uint16_t port, char *err, size_t errlen);
+/* Starts the worker threads (worker 0 runs on the caller's loop). */
+int broker_start(struct broker *b, char *err, size_t errlen);
 void broker_free(struct broker *b);
+/* An event loop set up the way the broker's workers want theirs. */
+struct event_base *broker_event_base_new(void);
 
 #endif

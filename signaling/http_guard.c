@@ -42,7 +42,8 @@ struct http_guard {
 	struct event_base *base;
 	struct http_guard_config cfg;
 	LIST_HEAD(, tracker) conns;
-	size_t count;
+	size_t count;     /* this guard's connections */
+	size_t own_total; /* the shared total when nobody else shares it */
 	struct strmap *by_bev;
 	struct evconnlistener *listeners[MAX_LISTENERS];
 	size_t nlisteners;
@@ -87,7 +88,8 @@ static void tracker_release(struct http_guard *g, struct tracker *t)
 	bev_key(t->bev, key);
 	strmap_del(g->by_bev, key);
 	LIST_REMOVE(t, link);
-	g->count--;
+	__atomic_sub_fetch(&g->count, 1, __ATOMIC_RELAXED);
+	__atomic_sub_fetch(g->cfg.total, 1, __ATOMIC_RELAXED);
 	evbuffer_remove_cb(bufferevent_get_input(t->bev), input_added, t);
 	bufferevent_disable(t->bev, EV_READ | EV_WRITE);
 	bufferevent_decref(t->bev); /* the last reference: closes the socket */
@@ -120,7 +122,8 @@ static struct bufferevent *make_bev(struct event_base *base, void *arg)
 	}
 	bufferevent_incref(bev);
 	LIST_INSERT_HEAD(&g->conns, t, link);
-	if (++g->count >= g->cfg.max_connections)
+	__atomic_add_fetch(&g->count, 1, __ATOMIC_RELAXED);
+	if (__atomic_add_fetch(g->cfg.total, 1, __ATOMIC_RELAXED) >= g->cfg.max_connections)
 		set_paused(g, true);
 	return bev;
 }
@@ -182,8 +185,8 @@ static void sweep_cb(evutil_socket_t fd, short what, void *arg)
 		if (g->refusal && why[0] == 's')
 			g->refusal(why, g->refusal_arg);
 	}
-	if (g->count < g->cfg.max_connections)
-		set_paused(g, false);
+	/* Other threads' guards share the bound: follow the total both ways. */
+	set_paused(g, __atomic_load_n(g->cfg.total, __ATOMIC_RELAXED) >= g->cfg.max_connections);
 }
 
 int http_guard_new(struct http_guard **out, struct event_base *base, struct evhttp *http,
@@ -196,6 +199,8 @@ int http_guard_new(struct http_guard **out, struct event_base *base, struct evht
 	g->cfg = *cfg;
 	if (g->cfg.max_connections == 0)
 		g->cfg.max_connections = 1;
+	if (!g->cfg.total)
+		g->cfg.total = &g->own_total;
 	g->refusal = refusal;
 	g->refusal_arg = arg;
 	LIST_INIT(&g->conns);
@@ -219,7 +224,8 @@ void http_guard_add_listener(struct http_guard *g, struct evconnlistener *l)
 
 size_t http_guard_connections(const struct http_guard *g)
 {
-	return g->count;
+	/* Read from other threads for /metrics. */
+	return __atomic_load_n(&g->count, __ATOMIC_RELAXED);
 }
 
 void http_guard_free(struct http_guard *g)

@@ -14,7 +14,8 @@ struct evconnlistener;
 struct http_guard;
 
 struct http_guard_config {
-	unsigned max_connections;
+	unsigned max_connections;   /* across every guard sharing total */
+	size_t *total;              /* open connections of all guards sharing the bound (atomic) */
 	unsigned request_timeout_s; /* first byte to complete request */
 	unsigned idle_timeout_s;    /* between requests on a kept-alive connection */
 };

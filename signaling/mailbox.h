@@ -96,7 +96,11 @@ struct mailbox_mem_config {
 	uint64_t max_bytes;       /* bound on all queued payload bytes */
 };
 
+/* base runs the sweep timer and the wakes of threads that never called
+ * mailbox_mem_bind_thread(); every operation may come from any thread. */
 int mailbox_mem_new(struct mailbox **out, struct event_base *base,
 		    const struct mailbox_mem_config *cfg);
+/* Wakes of watches made on this thread fire on this loop. */
+void mailbox_mem_bind_thread(struct event_base *base);
 
 #endif

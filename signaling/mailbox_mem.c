@@ -1,11 +1,14 @@
 /* The in-memory mailbox backend: per-recipient queues, per-pair epochs,
- * TTL and caps, and local long-poll watchers. Owns every queued message;
- * must not call back into a caller from inside a wake (wakes are
- * deferred to the event loop through one event per watch). */
+ * TTL and caps, and local long-poll watchers. Owns every queued message.
+ * Shared by the broker's worker threads: every operation holds one mutex
+ * for its data work and calls back only after releasing it (a fetch hands
+ * out copies), and a wake is an event activated on the watcher's own
+ * thread's loop, never a call from the publisher's thread. */
 #include "signaling/mailbox.h"
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,7 +60,8 @@ struct pair_state {
 
 struct mailbox_mem {
 	struct mailbox base;
-	struct event_base *evbase;
+	pthread_mutex_t lock;
+	struct event_base *evbase; /* watches of threads that did not bind their own */
 	struct mailbox_mem_config cfg;
 	struct strmap *boxes; /* peer -> struct box */
 	struct strmap *pairs; /* "from\nto" -> struct pair_state */
@@ -68,6 +72,14 @@ struct mailbox_mem {
 	uint64_t next_seq;
 	struct mb_stats stats;
 };
+
+/* The loop of the calling worker thread, where its watches fire. */
+static __thread struct event_base *thread_base;
+
+void mailbox_mem_bind_thread(struct event_base *base)
+{
+	thread_base = base;
+}
 
 static int64_t now_ms(void)
 {
@@ -139,9 +151,9 @@ static void msg_drop(struct mailbox_mem *m, struct box *b, struct mem_msg *msg)
 	free(msg);
 }
 
-static void mem_publish(struct mailbox *mb, const struct publish_msg *in, mb_publish_cb cb, void *arg)
+static void publish_locked(struct mailbox_mem *m, const struct publish_msg *in,
+			   struct mb_publish_result *out)
 {
-	struct mailbox_mem *m = upcast(mb);
 	struct mb_publish_result res = { .status = MB_OK };
 	int64_t now = now_ms();
 	char pair_key[2 * PEER_ID_MAX + 2];
@@ -152,14 +164,14 @@ static void mem_publish(struct mailbox *mb, const struct publish_msg *in, mb_pub
 	if (in->epoch < current) {
 		res.status = MB_STALE;
 		res.epoch = current;
-		cb(&res, arg);
+		*out = res;
 		return;
 	}
 
 	struct box *b = box_get(m, in->to, true);
 	if (!b) {
 		res.status = MB_OVERLOADED;
-		cb(&res, arg);
+		*out = res;
 		return;
 	}
 	/* Decide the whole outcome before changing anything, so a refusal
@@ -173,12 +185,12 @@ static void mem_publish(struct mailbox *mb, const struct publish_msg *in, mb_pub
 	}
 	if (b->count - purgeable >= MAILBOX_CAP) {
 		res.status = MB_FULL;
-		cb(&res, arg);
+		*out = res;
 		return;
 	}
 	if (m->stats.queued_bytes + in->payload_len > m->cfg.max_bytes) {
 		res.status = MB_OVERLOADED;
-		cb(&res, arg);
+		*out = res;
 		return;
 	}
 	struct mem_msg *msg = malloc(sizeof(*msg) + in->payload_len + 1);
@@ -192,7 +204,7 @@ static void mem_publish(struct mailbox *mb, const struct publish_msg *in, mb_pub
 	if (!msg || !pair) {
 		free(msg);
 		res.status = MB_OVERLOADED;
-		cb(&res, arg);
+		*out = res;
 		return;
 	}
 
@@ -229,31 +241,42 @@ static void mem_publish(struct mailbox *mb, const struct publish_msg *in, mb_pub
 	struct mb_watch *w;
 	LIST_FOREACH(w, &b->watchers, link)
 		event_active(w->ev, EV_READ, 0);
+	*out = res;
+}
+
+static void mem_publish(struct mailbox *mb, const struct publish_msg *in, mb_publish_cb cb, void *arg)
+{
+	struct mailbox_mem *m = upcast(mb);
+	struct mb_publish_result res;
+	pthread_mutex_lock(&m->lock);
+	publish_locked(m, in, &res);
+	pthread_mutex_unlock(&m->lock);
 	cb(&res, arg);
 }
 
-static void mem_fetch(struct mailbox *mb, const char *peer, const char *ack_cursor, size_t max,
-		      mb_fetch_cb cb, void *arg)
+/* What a fetch hands its caller: copies, so the lock is not held while
+ * the caller builds its answer. */
+struct fetch_copy {
+	struct mb_message msgs[POLL_BATCH_MAX];
+	char cursor[MSG_ID_MAX];
+	char *payloads;
+};
+
+static enum mb_status fetch_locked(struct mailbox_mem *m, const char *peer, const char *ack_cursor,
+				   size_t max, struct fetch_copy *out, size_t *count)
 {
-	struct mailbox_mem *m = upcast(mb);
-	struct mb_fetch_result res = { .status = MB_OK, .cursor = "" };
 	uint64_t ack = 0;
 	int have_ack = 0;
+	*count = 0;
 
 	if (ack_cursor && *ack_cursor) {
 		have_ack = parse_cursor(m, ack_cursor, &ack);
-		if (have_ack < 0) {
-			res.status = MB_BAD_CURSOR;
-			cb(&res, arg);
-			return;
-		}
-		res.cursor = ack_cursor;
+		if (have_ack < 0)
+			return MB_BAD_CURSOR;
 	}
 	struct box *b = box_get(m, peer, false);
-	if (!b) {
-		cb(&res, arg);
-		return;
-	}
+	if (!b)
+		return MB_OK;
 	int64_t now = now_ms();
 	int64_t ttl_ms = (int64_t)m->cfg.message_ttl_s * 1000;
 	struct mem_msg *it, *next;
@@ -271,30 +294,64 @@ static void mem_fetch(struct mailbox *mb, const char *peer, const char *ack_curs
 
 	if (max > POLL_BATCH_MAX)
 		max = POLL_BATCH_MAX;
-	struct mb_message out[POLL_BATCH_MAX];
-	size_t n = 0;
-	char cursor[MSG_ID_MAX];
+	size_t n = 0, bytes = 0;
 	TAILQ_FOREACH(it, &b->msgs, link) {
 		if (n == max)
 			break;
-		struct mb_message *o = &out[n++];
+		bytes += it->payload_len + 1;
+		n++;
+	}
+	if (!n)
+		return MB_OK;
+	out->payloads = malloc(bytes);
+	if (!out->payloads)
+		return MB_OVERLOADED;
+	char *p = out->payloads;
+	n = 0;
+	TAILQ_FOREACH(it, &b->msgs, link) {
+		if (n == max)
+			break;
+		struct mb_message *o = &out->msgs[n++];
 		format_id(m, it->seq, o->id);
 		memcpy(o->from, it->from, sizeof(o->from));
 		memcpy(o->to, b->peer, sizeof(o->to));
 		memcpy(o->kind, it->kind, sizeof(o->kind));
 		memcpy(o->psig, it->psig, sizeof(o->psig));
 		o->epoch = it->epoch;
-		o->payload = it->payload;
+		memcpy(p, it->payload, it->payload_len + 1);
+		o->payload = p;
 		o->payload_len = it->payload_len;
+		p += it->payload_len + 1;
 		o->age_ms = now - it->created_ms;
 	}
-	if (n) {
-		memcpy(cursor, out[n - 1].id, sizeof(cursor));
-		res.cursor = cursor;
+	memcpy(out->cursor, out->msgs[n - 1].id, sizeof(out->cursor));
+	*count = n;
+	return MB_OK;
+}
+
+static void mem_fetch(struct mailbox *mb, const char *peer, const char *ack_cursor, size_t max,
+		      mb_fetch_cb cb, void *arg)
+{
+	struct mailbox_mem *m = upcast(mb);
+	struct fetch_copy *copy = malloc(sizeof(*copy));
+	struct mb_fetch_result res = { .status = MB_OVERLOADED, .cursor = "" };
+	if (!copy) {
+		cb(&res, arg);
+		return;
 	}
-	res.msgs = out;
-	res.count = n;
+	copy->payloads = NULL;
+	size_t n = 0;
+	pthread_mutex_lock(&m->lock);
+	res.status = fetch_locked(m, peer, ack_cursor, max, copy, &n);
+	pthread_mutex_unlock(&m->lock);
+	if (res.status == MB_OK) {
+		res.msgs = copy->msgs;
+		res.count = n;
+		res.cursor = n ? copy->cursor : (ack_cursor ? ack_cursor : "");
+	}
 	cb(&res, arg);
+	free(copy->payloads);
+	free(copy);
 }
 
 static void watch_fire(evutil_socket_t fd, short what, void *arg)
@@ -306,29 +363,41 @@ static void watch_fire(evutil_socket_t fd, short what, void *arg)
 static struct mb_watch *mem_watch(struct mailbox *mb, const char *peer, mb_wake_cb wake, void *arg)
 {
 	struct mailbox_mem *m = upcast(mb);
-	struct box *b = box_get(m, peer, true);
-	if (!b)
-		return NULL;
 	struct mb_watch *w = calloc(1, sizeof(*w));
 	if (!w)
 		return NULL;
-	w->ev = event_new(m->evbase, -1, 0, watch_fire, w);
+	w->ev = event_new(thread_base ? thread_base : m->evbase, -1, 0, watch_fire, w);
 	if (!w->ev) {
 		free(w);
 		return NULL;
 	}
-	w->box = b;
 	w->wake = wake;
 	w->arg = arg;
-	LIST_INSERT_HEAD(&b->watchers, w, link);
+	pthread_mutex_lock(&m->lock);
+	struct box *b = box_get(m, peer, true);
+	if (b) {
+		w->box = b;
+		LIST_INSERT_HEAD(&b->watchers, w, link);
+	}
+	pthread_mutex_unlock(&m->lock);
+	if (!b) {
+		event_free(w->ev);
+		free(w);
+		return NULL;
+	}
 	return w;
 }
 
 static void mem_unwatch(struct mailbox *mb, struct mb_watch *w)
 {
+	struct mailbox_mem *m = upcast(mb);
 	if (!w)
 		return;
+	pthread_mutex_lock(&m->lock);
 	LIST_REMOVE(w, link);
+	pthread_mutex_unlock(&m->lock);
+	/* No publisher can reach it now; freeing on the owning thread also
+	 * drops a wake activated before the removal. */
 	event_free(w->ev);
 	free(w);
 }
@@ -341,8 +410,10 @@ static bool mem_ready(struct mailbox *mb, char *why, size_t why_len)
 static void mem_stats(struct mailbox *mb, struct mb_stats *out)
 {
 	struct mailbox_mem *m = upcast(mb);
+	pthread_mutex_lock(&m->lock);
 	*out = m->stats;
 	out->pairs = strmap_count(m->pairs);
+	pthread_mutex_unlock(&m->lock);
 }
 
 struct sweep_ctx {
@@ -381,8 +452,10 @@ static int sweep_pair(const char *key, void *val, void *arg)
 static void sweep_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct sweep_ctx c = { .m = arg, .now = now_ms() };
+	pthread_mutex_lock(&c.m->lock);
 	strmap_sweep(c.m->boxes, sweep_box, &c);
 	strmap_sweep(c.m->pairs, sweep_pair, &c);
+	pthread_mutex_unlock(&c.m->lock);
 }
 
 static int free_box(const char *key, void *val, void *arg)
@@ -426,6 +499,7 @@ static void mem_free(struct mailbox *mb)
 		strmap_sweep(m->pairs, free_pair, NULL);
 		strmap_free(m->pairs);
 	}
+	pthread_mutex_destroy(&m->lock);
 	free(m);
 }
 
@@ -448,6 +522,7 @@ int mailbox_mem_new(struct mailbox **out, struct event_base *base,
 		return ENOMEM;
 	m->base.ops = &mem_ops;
 	m->evbase = base;
+	pthread_mutex_init(&m->lock, NULL);
 	m->cfg = *cfg;
 	uint64_t gen;
 	if (getrandom(&gen, sizeof(gen), 0) != sizeof(gen))

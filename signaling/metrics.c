@@ -41,12 +41,13 @@ static int status_slot(int status)
 
 void metrics_request(struct metrics *m, enum endpoint ep, int status)
 {
-	m->requests[ep < EP_COUNT ? ep : EP_OTHER][status_slot(status)]++;
+	__atomic_add_fetch(&m->requests[ep < EP_COUNT ? ep : EP_OTHER][status_slot(status)], 1,
+			   __ATOMIC_RELAXED);
 }
 
 void metrics_refusal(struct metrics *m, enum refusal r, const char *fmt, ...)
 {
-	m->refusals[r]++;
+	__atomic_add_fetch(&m->refusals[r], 1, __ATOMIC_RELAXED);
 	time_t now = time(NULL);
 	if (now - m->last_logged[r] < REFUSAL_LOG_INTERVAL_S) {
 		m->unlogged[r]++;
@@ -69,13 +70,21 @@ void metrics_refusal(struct metrics *m, enum refusal r, const char *fmt, ...)
 	m->unlogged[r] = 0;
 }
 
-void metrics_render(const struct metrics *m, struct evbuffer *out)
+static uint64_t load(const uint64_t *p)
+{
+	return __atomic_load_n(p, __ATOMIC_RELAXED);
+}
+
+void metrics_render(const struct metrics *const *ms, size_t n, struct evbuffer *out)
 {
 	evbuffer_add_printf(out, "# HELP mesh_http_requests_total HTTP requests by endpoint and status.\n"
 				 "# TYPE mesh_http_requests_total counter\n");
 	for (int ep = 0; ep < EP_COUNT; ep++) {
 		for (int s = 0; s < METRICS_STATUS_SLOTS; s++) {
-			if (!m->requests[ep][s])
+			uint64_t v = 0;
+			for (size_t i = 0; i < n; i++)
+				v += load(&ms[i]->requests[ep][s]);
+			if (!v)
 				continue;
 			char code[8];
 			if (status_codes[s] && s != METRICS_STATUS_SLOTS - 1)
@@ -83,17 +92,25 @@ void metrics_render(const struct metrics *m, struct evbuffer *out)
 			else
 				snprintf(code, sizeof(code), "other");
 			evbuffer_add_printf(out, "mesh_http_requests_total{endpoint=\"%s\",status=\"%s\"} %" PRIu64 "\n",
-					    endpoint_names[ep], code, m->requests[ep][s]);
+					    endpoint_names[ep], code, v);
 		}
 	}
 	evbuffer_add_printf(out, "# HELP mesh_refusals_total Requests or connections refused, by reason.\n"
 				 "# TYPE mesh_refusals_total counter\n");
-	for (int r = 0; r < REF_COUNT; r++)
-		evbuffer_add_printf(out, "mesh_refusals_total{reason=\"%s\"} %" PRIu64 "\n",
-				    refusal_names[r], m->refusals[r]);
+	for (int r = 0; r < REF_COUNT; r++) {
+		uint64_t v = 0;
+		for (size_t i = 0; i < n; i++)
+			v += load(&ms[i]->refusals[r]);
+		evbuffer_add_printf(out, "mesh_refusals_total{reason=\"%s\"} %" PRIu64 "\n", refusal_names[r], v);
+	}
+	uint64_t wakes = 0, wake_us = 0;
+	for (size_t i = 0; i < n; i++) {
+		wakes += load(&ms[i]->wakes);
+		wake_us += load(&ms[i]->wake_latency_us_sum);
+	}
 	evbuffer_add_printf(out, "# HELP mesh_poll_wakes_total Long polls answered by a publish.\n"
 				 "# TYPE mesh_poll_wakes_total counter\nmesh_poll_wakes_total %" PRIu64 "\n"
 				 "# HELP mesh_poll_wake_seconds_sum Time from publish to woken poll answer.\n"
 				 "# TYPE mesh_poll_wake_seconds_sum counter\nmesh_poll_wake_seconds_sum %.6f\n",
-			    m->wakes, (double)m->wake_latency_us_sum / 1e6);
+			    wakes, (double)wake_us / 1e6);
 }

@@ -1,9 +1,10 @@
 /* Counters of the signaling broker, and refusals that are counted always
  * and logged at most once per interval per reason. Rendered in the
- * Prometheus text format. Single-threaded: the broker's loop owns it. */
+ * Prometheus text format. One struct per HTTP worker thread. */
 #ifndef MESH_SIGNALING_METRICS_H
 #define MESH_SIGNALING_METRICS_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -37,7 +38,9 @@ void metrics_request(struct metrics *m, enum endpoint ep, int status);
  * unlogged in between. */
 void metrics_refusal(struct metrics *m, enum refusal r, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-void metrics_render(const struct metrics *m, struct evbuffer *out);
+/* Renders the sum of several workers' metrics; each worker updates its
+ * own with relaxed atomics, so reading them from another thread is safe. */
+void metrics_render(const struct metrics *const *ms, size_t n, struct evbuffer *out);
 const char *endpoint_name(enum endpoint ep);
 
 #endif

@@ -1,7 +1,9 @@
-/* Token buckets keyed by peer id. Owns the buckets; must not log (the
- * caller decides what a refusal means). */
+/* Token buckets keyed by peer id, shared by the broker's worker threads
+ * under one mutex. Owns the buckets; must not log (the caller decides
+ * what a refusal means). */
 #include "signaling/ratelimit.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 
 #include "common/strmap.h"
@@ -14,6 +16,7 @@ struct bucket {
 struct ratelimit {
 	struct strmap *buckets;
 	double rate, burst;
+	pthread_mutex_t lock;
 };
 
 struct ratelimit *ratelimit_new(unsigned rate, unsigned burst)
@@ -28,6 +31,7 @@ struct ratelimit *ratelimit_new(unsigned rate, unsigned burst)
 	}
 	rl->rate = rate;
 	rl->burst = burst ? burst : 1;
+	pthread_mutex_init(&rl->lock, NULL);
 	return rl;
 }
 
@@ -43,6 +47,7 @@ void ratelimit_free(struct ratelimit *rl)
 		return;
 	strmap_sweep(rl->buckets, drop_all, NULL);
 	strmap_free(rl->buckets);
+	pthread_mutex_destroy(&rl->lock);
 	free(rl);
 }
 
@@ -56,10 +61,8 @@ static void refill(const struct ratelimit *rl, struct bucket *b, int64_t now_ms)
 	}
 }
 
-bool ratelimit_take(struct ratelimit *rl, const char *key, int64_t now_ms, int64_t *retry_ms)
+static bool take_locked(struct ratelimit *rl, const char *key, int64_t now_ms, int64_t *retry_ms)
 {
-	if (rl->rate <= 0)
-		return true;
 	struct bucket *b = strmap_get(rl->buckets, key);
 	if (!b) {
 		b = malloc(sizeof(*b));
@@ -83,6 +86,16 @@ bool ratelimit_take(struct ratelimit *rl, const char *key, int64_t now_ms, int64
 	return false;
 }
 
+bool ratelimit_take(struct ratelimit *rl, const char *key, int64_t now_ms, int64_t *retry_ms)
+{
+	if (rl->rate <= 0)
+		return true;
+	pthread_mutex_lock(&rl->lock);
+	bool ok = take_locked(rl, key, now_ms, retry_ms);
+	pthread_mutex_unlock(&rl->lock);
+	return ok;
+}
+
 struct sweep_arg {
 	const struct ratelimit *rl;
 	int64_t now_ms;
@@ -103,5 +116,7 @@ static int sweep_full(const char *key, void *val, void *arg)
 void ratelimit_sweep(struct ratelimit *rl, int64_t now_ms)
 {
 	struct sweep_arg a = { rl, now_ms };
+	pthread_mutex_lock(&rl->lock);
 	strmap_sweep(rl->buckets, sweep_full, &a);
+	pthread_mutex_unlock(&rl->lock);
 }

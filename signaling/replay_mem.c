@@ -1,10 +1,12 @@
 /* In-memory nonce store: two generations of open-addressing hash sets,
  * rotated every 2 * AUTH_MAX_SKEW_S seconds, so a nonce is remembered for
  * at least that long (any request older is refused by its ts anyway).
- * Owns its tables; must stay within max_entries. */
+ * Owns its tables; must stay within max_entries. One mutex makes it
+ * safe for the broker's worker threads. */
 #include "signaling/replay.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +32,7 @@ struct replay_mem {
 	struct nonce_set gen[2]; /* [0] current, [1] previous */
 	time_t rotated_at;
 	size_t max_per_gen;
+	pthread_mutex_t lock;
 };
 
 static int set_init(struct nonce_set *s, size_t slots)
@@ -95,9 +98,8 @@ static uint64_t hex16(const char *p)
 	return v;
 }
 
-static void mem_check(struct replay *rp, const char *nonce, replay_cb cb, void *arg)
+static enum replay_result check_locked(struct replay_mem *r, const char *nonce)
 {
-	struct replay_mem *r = (struct replay_mem *)rp;
 	time_t now = time(NULL);
 	if (now - r->rotated_at >= ROTATE_S) {
 		struct nonce_set old = r->gen[1];
@@ -111,26 +113,35 @@ static void mem_check(struct replay *rp, const char *nonce, replay_cb cb, void *
 	if (!hi && !lo)
 		lo = 1; /* the empty marker; a 2^-128 alias is harmless */
 	if (set_has(&r->gen[0], hi, lo) || set_has(&r->gen[1], hi, lo)) {
-		cb(REPLAY_SEEN, arg);
-		return;
+		return REPLAY_SEEN;
 	}
 	struct nonce_set *cur = &r->gen[0];
 	if (cur->count >= r->max_per_gen) {
-		cb(REPLAY_FULL, arg);
-		return;
+		return REPLAY_FULL;
 	}
 	if ((cur->count + 1) * 2 > cur->mask + 1 && set_grow(cur)) {
-		cb(REPLAY_FULL, arg);
-		return;
+		return REPLAY_FULL;
 	}
 	set_put(cur, hi, lo);
-	cb(REPLAY_FRESH, arg);
+	return REPLAY_FRESH;
+}
+
+static void mem_check(struct replay *rp, const char *nonce, replay_cb cb, void *arg)
+{
+	struct replay_mem *r = (struct replay_mem *)rp;
+	pthread_mutex_lock(&r->lock);
+	enum replay_result res = check_locked(r, nonce);
+	pthread_mutex_unlock(&r->lock);
+	cb(res, arg);
 }
 
 static size_t mem_size(struct replay *rp)
 {
 	struct replay_mem *r = (struct replay_mem *)rp;
-	return r->gen[0].count + r->gen[1].count;
+	pthread_mutex_lock(&r->lock);
+	size_t n = r->gen[0].count + r->gen[1].count;
+	pthread_mutex_unlock(&r->lock);
+	return n;
 }
 
 static void mem_free(struct replay *rp)
@@ -140,6 +151,7 @@ static void mem_free(struct replay *rp)
 		return;
 	free(r->gen[0].slots);
 	free(r->gen[1].slots);
+	pthread_mutex_destroy(&r->lock);
 	free(r);
 }
 
@@ -157,6 +169,7 @@ int replay_mem_new(struct replay **out, size_t max_entries)
 	r->base.ops = &mem_ops;
 	r->max_per_gen = max_entries / 2 ? max_entries / 2 : 1;
 	r->rotated_at = time(NULL);
+	pthread_mutex_init(&r->lock, NULL);
 	if (set_init(&r->gen[0], INITIAL_SLOTS) || set_init(&r->gen[1], INITIAL_SLOTS)) {
 		mem_free(&r->base);
 		return ENOMEM;

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Runs the signaling conformance suite against freshly started coordinators:
-# one instance with a short --message-ttl for the full suite, then one with
-# a tiny publish rate limit for the ratelimit group. Owns only the processes
-# and the temporary directory it makes; binds 127.0.0.1 ports 17100-17199
-# only, and removes everything on exit, also when interrupted or failed.
+#   1. full suite, one in-memory coordinator with a short --message-ttl;
+#   2. ratelimit group, a coordinator with --publish-rate 5 --publish-burst 5;
+#   3. notready group, a coordinator whose --redis points at a closed port.
+# (Two coordinators sharing one Redis, --url2, run in tests/ha/conformance.sh.)
+# Owns only the processes and the temporary directory it makes; binds
+# 127.0.0.1 ports 17100-17199 only, and removes everything on exit, also
+# when interrupted or failed. Exit 0 only when every stage passed.
 #
 # Environment: BIN (default bin), CONFORMANCE_TTL (default 10),
-# CONFORMANCE_ARGS (extra arguments for the full-suite run, e.g. -v).
+# CONFORMANCE_ARGS (extra arguments for the full-suite runs, e.g. -v).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -19,9 +22,13 @@ MESHREQ=$BIN/meshreq
 for b in "$COORD" "$CONF" "$MESHREQ"; do
 	[[ -x $b ]] || { echo "run.sh: $b is missing (run make first)" >&2; exit 2; }
 done
+for t in openssl ss; do
+	command -v "$t" >/dev/null || { echo "run.sh: $t is not installed (make deps)" >&2; exit 2; }
+done
 
 TMP=$(mktemp -d /tmp/mesh-conformance.XXXXXX)
 PIDS=()
+
 # stop PID: SIGTERM, then SIGKILL if it is still there after 5 s.
 stop() {
 	local i
@@ -31,7 +38,7 @@ stop() {
 		sleep 0.1
 	done
 	if kill -0 "$1" 2>/dev/null; then
-		echo "run.sh: coordinator $1 ignored SIGTERM for 5 s; killing it" >&2
+		echo "run.sh: process $1 ignored SIGTERM for 5 s; killing it" >&2
 		kill -9 "$1" 2>/dev/null || true
 	fi
 	wait "$1" 2>/dev/null || true
@@ -51,21 +58,19 @@ trap 'exit 130' INT TERM
 chmod 600 "$TMP/secret"
 
 # Ports: blocks of 20 in 17100-17199; a block is used only when none of
-# its ports is bound. Layout: http=B, stun=B+1, tls=B+2, relays B+5..B+19.
+# its ports is bound. Layout: http=B, stun=B+1, tls=B+2, B+3 spare, B+4
+# the closed "Redis" port of stage 3, relays B+5..B+19.
 port_busy() {
-	ss -Htanu 2>/dev/null | awk '{print $5}' | grep -Eq "[:.]$1\$"
+	ss -Hltun 2>/dev/null | awk '{print $5}' | grep -Eq "[:.]$1\$"
 }
-USED_BLOCKS=" "
 pick_block() {
 	local b p busy
 	for b in 17100 17120 17140 17160 17180; do
-		[[ $USED_BLOCKS == *" $b "* ]] && continue
 		busy=0
 		for ((p = b; p < b + 20; p++)); do
 			if port_busy "$p"; then busy=1; break; fi
 		done
 		if ((busy == 0)); then
-			USED_BLOCKS+="$b "
 			echo "$b"
 			return 0
 		fi
@@ -74,11 +79,11 @@ pick_block() {
 	return 1
 }
 
-# start NAME EXTRA-ARGS... : starts a coordinator, sets URL and PID.
+# start NAME BLOCK WAITPATH EXTRA-ARGS... : starts a coordinator on the
+# block, waits until WAITPATH answers 2xx, sets URL and PID.
 start() {
-	local name=$1 b
-	shift
-	b=$(pick_block)
+	local name=$1 b=$2 waitpath=$3 i
+	shift 3
 	URL="http://127.0.0.1:$b"
 	"$COORD" --listen 127.0.0.1 --public-ip 127.0.0.1 --http-port "$b" \
 		--stun-port $((b + 1)) --tls-port $((b + 2)) \
@@ -87,42 +92,70 @@ start() {
 		>"$TMP/$name.log" 2>&1 &
 	PID=$!
 	PIDS+=("$PID")
-	local i
 	for ((i = 0; i < 150; i++)); do
 		if ! kill -0 "$PID" 2>/dev/null; then
 			echo "run.sh: coordinator $name exited at start:" >&2
 			tail -n 30 "$TMP/$name.log" >&2
 			return 1
 		fi
-		if "$MESHREQ" --no-auth --timeout 1 GET "$URL/v1/ready" >/dev/null 2>&1; then
+		if "$MESHREQ" --no-auth --timeout 1 GET "$URL$waitpath" >/dev/null 2>&1; then
 			return 0
 		fi
 		sleep 0.1
 	done
-	echo "run.sh: coordinator $name not ready within 15 s:" >&2
+	echo "run.sh: coordinator $name: $waitpath not 2xx within 15 s:" >&2
 	tail -n 30 "$TMP/$name.log" >&2
 	return 1
 }
 
+showlog() {
+	local f
+	for f in "$@"; do
+		echo "-- $f (last 40 lines):"
+		tail -n 40 "$TMP/$f.log"
+	done
+}
+
 rc=0
 
-echo "== conformance: full suite (--message-ttl $TTL)"
-start main --message-ttl "$TTL"
-# shellcheck disable=SC2086
-if ! "$CONF" --url "$URL" --secret-file "$TMP/secret" --ttl "$TTL" ${CONFORMANCE_ARGS:-}; then
+echo "== conformance 1/3: full suite (--message-ttl $TTL)"
+if start main "$(pick_block)" /v1/ready --message-ttl "$TTL"; then
+	# shellcheck disable=SC2086
+	if ! "$CONF" --url "$URL" --secret-file "$TMP/secret" --ttl "$TTL" ${CONFORMANCE_ARGS:-}; then
+		rc=1
+		showlog main
+	fi
+	stop "$PID"
+else
 	rc=1
-	echo "-- coordinator log (last 40 lines):"
-	tail -n 40 "$TMP/main.log"
 fi
-stop "$PID"
 
-echo "== conformance: rate limit (--publish-rate 5 --publish-burst 5)"
-start ratelimit --publish-rate 5 --publish-burst 5
-if ! "$CONF" --url "$URL" --secret-file "$TMP/secret" --only ratelimit; then
+echo "== conformance 2/3: rate limit (--publish-rate 5 --publish-burst 5)"
+if start ratelimit "$(pick_block)" /v1/ready --publish-rate 5 --publish-burst 5; then
+	if ! "$CONF" --url "$URL" --secret-file "$TMP/secret" --only ratelimit; then
+		rc=1
+		showlog ratelimit
+	fi
+	stop "$PID"
+else
 	rc=1
-	echo "-- coordinator log (last 40 lines):"
-	tail -n 40 "$TMP/ratelimit.log"
 fi
-stop "$PID"
 
+echo "== conformance 3/3: mailbox backend unreachable (/v1/ready 503)"
+b=$(pick_block)
+if start notready "$b" /v1/health --redis "redis://127.0.0.1:$((b + 4))"; then
+	if ! "$CONF" --url "$URL" --secret-file "$TMP/secret" --only notready; then
+		rc=1
+		showlog notready
+	fi
+	stop "$PID"
+else
+	rc=1
+fi
+
+if ((rc == 0)); then
+	echo "conformance: all stages passed"
+else
+	echo "conformance: FAILED"
+fi
 exit $rc

@@ -103,7 +103,8 @@ verdict() { # verdict NAME CMD...
 		echo "PASS $name ($(tail -n1 "$TMP/$name.out"))"
 	else
 		echo "FAIL $name"
-		grep -E '^not ok' "$TMP/$name.out" | head -n 40 || tail -n 20 "$TMP/$name.out"
+		grep -E "^not ok" "$TMP/$name.out" | head -n 40 || true
+		tail -n 1 "$TMP/$name.out"
 		result=1
 	fi
 }

@@ -499,10 +499,13 @@ static bool t_cap(void)
 	rand_id(b, sizeof(b), "b");
 	size_t n = MAILBOX_CAP;
 	struct pub_res *res = calloc(n, sizeof(*res));
+	char (*pl)[16] = calloc(n, sizeof(*pl));
 	struct publish_msg m;
-	fill_msg(&m, x, b, 1, "cand", "p");
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
+		snprintf(pl[i], sizeof(pl[i]), "p%zu", i);
+		fill_msg(&m, x, b, 1, "cand", pl[i]);
 		N1.mb->ops->publish(N1.mb, &m, burst_cb, &res[i]);
+	}
 	int64_t end = mono_ms() + 10000;
 	size_t done;
 	do {
@@ -515,6 +518,7 @@ static bool t_cap(void)
 	for (size_t i = 0; i < n; i++)
 		ok += res[i].done && res[i].r.status == MB_OK;
 	free(res);
+	free(pl);
 	CHECK(ok == n, "only %zu of %zu pipelined publishes OK", ok, n);
 	struct mb_publish_result r = publish(N2.mb, y, b, 5, "y5");
 	CHECK(r.status == MB_FULL, "1025th: status %d", r.status);
@@ -533,6 +537,42 @@ static bool t_cap(void)
 		fres_free(fetch(N1.mb, b, f->m[f->n - 1].id, 1));
 	fres_free(f);
 	CHECK(good, "after purge");
+	return true;
+}
+
+/* A retried publish (identical content) gets the first one's id and is
+ * not queued again, while queued and after its acknowledgement. */
+static bool t_idempotent(void)
+{
+	char a[32], b[32];
+	rand_id(a, sizeof(a), "a");
+	rand_id(b, sizeof(b), "b");
+	struct mb_publish_result r1 = publish(N1.mb, a, b, 4, "same");
+	struct mb_publish_result r2 = publish(N2.mb, a, b, 4, "same");
+	CHECK(r1.status == MB_OK && r2.status == MB_OK && !strcmp(r1.id, r2.id),
+	      "retry got %s, first %s", r2.id, r1.id);
+	struct mb_publish_result r3 = publish(N2.mb, a, b, 4, "other");
+	CHECK(r3.status == MB_OK && strcmp(r3.id, r1.id), "different payload deduplicated");
+	struct fres *f = fetch(N1.mb, b, r3.id, 10);
+	bool ok = f->st == MB_OK && f->n == 0;
+	fres_free(f);
+	CHECK(ok, "ack");
+	struct mb_publish_result r4 = publish(N1.mb, a, b, 4, "same");
+	CHECK(r4.status == MB_OK && !strcmp(r4.id, r1.id), "retry after the ack requeued it");
+	f = fetch(N1.mb, b, NULL, 10);
+	ok = f->st == MB_OK && f->n == 0;
+	fres_free(f);
+	CHECK(ok, "retry after the ack delivered it again");
+	/* A newer epoch is a new message; the old one's retry is stale. */
+	CHECK(publish(N1.mb, a, b, 5, "same").status == MB_OK, "e5");
+	CHECK(publish(N1.mb, a, b, 4, "same").status == MB_STALE, "old retry not stale");
+	double d = 0;
+	metric_value(&N1, "mesh_redis_duplicate_publishes_total", &d);
+	CHECK(d >= 1, "duplicates metric %g", d);
+	f = fetch(N1.mb, b, NULL, 10);
+	if (f->n)
+		fres_free(fetch(N1.mb, b, f->m[f->n - 1].id, 1));
+	fres_free(f);
 	return true;
 }
 
@@ -590,7 +630,9 @@ static bool t_wake(void)
 		CHECK(wt, "watch");
 		int64_t t0 = mono_ms();
 		struct publish_msg m;
-		fill_msg(&m, a, b, 1, "offer", "wake");
+		char pl[16];
+		snprintf(pl, sizeof(pl), "wake%d", i);
+		fill_msg(&m, a, b, 1, "offer", pl);
 		struct pub_res p = { 0 };
 		N1.mb->ops->publish(N1.mb, &m, pub_cb, &p);
 		bool ok = run_until(&w.woke, 1000);
@@ -969,6 +1011,7 @@ static const struct test TESTS[] = {
 	{ "cursor", t_cursor, 1 },
 	{ "batch", t_batch, 1 },
 	{ "cap", t_cap, 1 },
+	{ "idempotent", t_idempotent, 1 },
 	{ "ttl", t_ttl, 1 },
 	{ "wake", t_wake, 1 },
 	{ "replay", t_replay, 1 },

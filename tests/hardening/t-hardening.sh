@@ -29,7 +29,8 @@ done
 (umask 077; openssl rand -hex 32 >"$work/secret")
 "$BIN/coordinator" --secret-file "$work/secret" --listen 127.0.0.1 --http-port "$HTTP" \
 	--stun-port $((PORT_BASE + 1)) --tls-port 0 --relay-ports $((PORT_BASE + 10))-$((PORT_BASE + 20)) \
-	--request-timeout 3 --idle-timeout 4 --max-connections 20 >"$work/log" 2>&1 &
+	--request-timeout 3 --idle-timeout 4 --max-connections 20 --max-queued-mb 1 \
+	--publish-rate 0 >"$work/log" 2>&1 &
 pids+=($!)
 for _ in $(seq 50); do
 	curl -s -o /dev/null "http://127.0.0.1:$HTTP/v1/health" && break
@@ -111,6 +112,34 @@ else notok "slow_request refusal counted" "metric ${slow:-missing}"; fi
 limit=$(curl -s "http://127.0.0.1:$HTTP/metrics" | awk '/^mesh_refusals_total\{reason="connection_limit"\}/ {print $2}')
 if ((limit >= 1)); then ok "connection_limit refusal counted"
 else notok "connection_limit refusal counted" "metric ${limit:-missing}"; fi
+
+# The memory bound: 1 MiB of queued payload, 16 KiB per message: the
+# 66th or so publish must be refused with 503 unavailable, and nothing
+# queued before it lost.
+payload=$(head -c 16000 /dev/zero | tr '\0' p)
+psig=$(printf '%064d' 0)
+codes=()
+for i in $(seq 70); do
+	body="{\"from\":\"big\",\"to\":\"sink$((i % 7))\",\"epoch\":1,\"kind\":\"fill\",\"payload\":\"$payload\",\"psig\":\"$psig\"}"
+	code=$("$BIN/meshreq" --secret-file "$work/secret" --peer big --header 'Content-Type: application/json' \
+		POST "http://127.0.0.1:$HTTP/v1/publish" "$body" 2>&1 >/dev/null | sed -n 's/^HTTP //p' || true)
+	codes+=("$code")
+done
+accepted=$(printf '%s\n' "${codes[@]}" | grep -c '^202$' || true)
+refused=$(printf '%s\n' "${codes[@]}" | grep -c '^503$' || true)
+if ((accepted >= 60 && accepted <= 66 && refused == 70 - accepted)); then
+	ok "memory bound: $accepted queued, then 503 unavailable"
+else
+	notok "memory bound" "codes: ${codes[*]}"
+fi
+queued=0
+for s in $(seq 0 6); do
+	n=$("$BIN/meshreq" --secret-file "$work/secret" --peer "sink$s" GET "http://127.0.0.1:$HTTP/v1/poll?wait=0" 2>/dev/null |
+		grep -o '"kind":"fill"' | wc -l || true)
+	queued=$((queued + n))
+done
+if ((queued == accepted)); then ok "nothing accepted was lost ($queued queued)"
+else notok "nothing accepted was lost" "$queued queued, $accepted accepted"; fi
 
 if kill -0 "${pids[0]}" 2>/dev/null; then ok "coordinator still serving"
 else notok "coordinator still serving" "it exited: $(tail -3 "$work/log")"; fi

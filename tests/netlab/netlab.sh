@@ -232,12 +232,31 @@ _nl_dead() {
 	[[ $st == Z || $st == X || -z $st ]]
 }
 
-# _nl_stop PIDS...: TERM each (and its process group), KILL after ~3 s.
+# _nl_ns_pids NS...: every process living in these namespaces (all of them
+# started by this run; zombies are not listed).
+_nl_ns_pids() {
+	local ns
+	for ns in "$@"; do
+		[[ -e /run/netns/$ns ]] && ip netns pids "$ns" 2>/dev/null
+	done | sort -un | tr '\n' ' '
+}
+
+# _nl_ours PID: PID still lives in one of this run's namespaces, so it is
+# one of ours (a pid of a process that ended may have been reused).
+_nl_ours() {
+	local p
+	for p in $(_nl_ns_pids "${_NL_NS[@]}"); do
+		[[ $p == "$1" ]] && return 0
+	done
+	return 1
+}
+
+# _nl_stop PIDS...: TERM each, KILL what is left after ~3 s, reap our
+# children. Only ever given pids found in this run's namespaces.
 _nl_stop() {
 	local p i left
-	for p in "$@"; do
-		kill -TERM -- "-$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null || true
-	done
+	(($#)) || return 0
+	kill -TERM "$@" 2>/dev/null || true
 	for ((i = 0; i < 60; i++)); do
 		left=0
 		for p in "$@"; do _nl_dead "$p" || left=1; done
@@ -247,7 +266,7 @@ _nl_stop() {
 	for p in "$@"; do
 		if ! _nl_dead "$p"; then
 			_nl_err "process $p ignored SIGTERM, killing"
-			kill -KILL -- "-$p" 2>/dev/null || kill -KILL "$p" 2>/dev/null || true
+			kill -KILL "$p" 2>/dev/null || true
 		fi
 	done
 	for p in "$@"; do wait "$p" 2>/dev/null || true; done
@@ -258,36 +277,36 @@ _nl_stop() {
 # With RC non-zero the tails of the run's logs go to stderr first.
 # Returns 1 if something could not be removed.
 netlab_cleanup() {
-	local rc=${1:-0} c ns i bad=0
+	local rc=${1:-0} c ns i p bad=0
 	[[ -n $NETLAB_PREFIX ]] || return 0
 	((_NL_CLEANED)) && return 0
 	_NL_CLEANED=1
+	# A second Ctrl-C must not cut the cleanup short (it is bounded anyway).
+	trap '' INT TERM HUP
 	for c in "${_NL_ON_CLEANUP[@]}"; do eval "$c" || true; done
 	if ((rc != 0)); then
 		netlab_dump_logs || true
 	fi
-	((${#_NL_PIDS[@]})) && _nl_stop "${_NL_PIDS[@]}"
-	# Anything else still living in our namespaces was started by this run.
-	for ns in "${_NL_NS[@]}"; do
-		local pids
-		pids=$(ip netns pids "$ns" 2>/dev/null | tr '\n' ' ')
-		if [[ -n ${pids// /} ]]; then
-			# shellcheck disable=SC2086
-			_nl_stop $pids
-		fi
+	# Every process in our namespaces was started by this run: the ones
+	# from netlab_spawn and whatever they or the test started there. Twice,
+	# for processes forked while the first round stopped their parents.
+	local pids
+	for i in 1 2; do
+		# shellcheck disable=SC2046
+		_nl_stop $(_nl_ns_pids "${_NL_NS[@]}")
 	done
+	pids=$(_nl_ns_pids "${_NL_NS[@]}")
+	if [[ -n ${pids// /} ]]; then
+		_nl_err "processes still running in this run's namespaces: $pids"
+		bad=1
+	fi
+	for p in "${_NL_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
 	for ((i = ${#_NL_NS[@]} - 1; i >= 0; i--)); do
 		ip netns del "${_NL_NS[i]}" 2>/dev/null || true
 	done
 	for ns in "${_NL_NS[@]}"; do
 		if [[ -e /run/netns/$ns ]]; then
 			_nl_err "namespace $ns is still there after cleanup"
-			bad=1
-		fi
-	done
-	for c in "${_NL_PIDS[@]}"; do
-		if ! _nl_dead "$c"; then
-			_nl_err "process $c is still there after cleanup"
 			bad=1
 		fi
 	done
@@ -322,10 +341,8 @@ netlab_sweep_stale() {
 		[[ $ns =~ ^nl([0-9]+)-[0-9a-f]{4}- ]] || continue
 		pid=${BASH_REMATCH[1]}
 		[[ -d /proc/$pid ]] && continue
-		local pids
-		pids=$(ip netns pids "$ns" 2>/dev/null | tr '\n' ' ')
-		# shellcheck disable=SC2086
-		[[ -n ${pids// /} ]] && _nl_stop $pids
+		# shellcheck disable=SC2046
+		_nl_stop $(_nl_ns_pids "$ns")
 		ip netns del "$ns" && _nl_err "removed stale namespace $ns"
 	done < <(ip netns list 2>/dev/null)
 	local d
@@ -542,8 +559,15 @@ netlab_spawn() {
 	_nl_log "spawned $NETLAB_LAST_PID in $name: $*"
 }
 
-# netlab_kill PID: stop one process started by netlab_spawn (TERM, then KILL).
-netlab_kill() { _nl_stop "$1"; }
+# netlab_kill PID: stop one process of this run (TERM, then KILL after 3 s).
+# A pid no longer in this run's namespaces has ended already: left alone.
+netlab_kill() {
+	if _nl_ours "$1"; then
+		_nl_stop "$1"
+	else
+		wait "$1" 2>/dev/null || true
+	fi
+}
 
 # netlab_alive PID: the spawned process is still running.
 netlab_alive() { ! _nl_dead "$1"; }

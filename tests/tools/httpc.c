@@ -282,7 +282,9 @@ int http_send(const struct http_req *rq, struct http_conn *c, char *err, size_t 
 	}
 	if (buf_reserve(&h, 64))
 		goto nomem;
-	if (rq->body)
+	if (rq->body && rq->chunked)
+		h.len += (size_t)snprintf(h.p + h.len, 64, "Transfer-Encoding: chunked\r\n");
+	else if (rq->body)
 		h.len += (size_t)snprintf(h.p + h.len, 64, "Content-Length: %zu\r\n",
 					  rq->body_len);
 	memcpy(h.p + h.len, "\r\n", 2);
@@ -294,8 +296,29 @@ int http_send(const struct http_req *rq, struct http_conn *c, char *err, size_t 
 		return -1;
 	}
 	r = send_all(c->fd, h.p, h.len, deadline);
-	if (r == 0 && rq->body && rq->body_len)
+	if (r == 0 && rq->body && rq->chunked) {
+		/* Chunks of at most 8 KiB, then the last-chunk line. */
+		const char *bp = rq->body;
+		size_t left = rq->body_len;
+		char line[32];
+
+		while (r == 0 && left > 0) {
+			size_t cn = left < 8192 ? left : 8192;
+			int ll = snprintf(line, sizeof(line), "%zx\r\n", cn);
+
+			r = send_all(c->fd, line, (size_t)ll, deadline);
+			if (r == 0)
+				r = send_all(c->fd, bp, cn, deadline);
+			if (r == 0)
+				r = send_all(c->fd, "\r\n", 2, deadline);
+			bp += cn;
+			left -= cn;
+		}
+		if (r == 0)
+			r = send_all(c->fd, "0\r\n\r\n", 5, deadline);
+	} else if (r == 0 && rq->body && rq->body_len) {
 		r = send_all(c->fd, rq->body, rq->body_len, deadline);
+	}
 	free(h.p);
 	if (r == -ETIMEDOUT) {
 		seterr(err, errlen, "send timed out");

@@ -44,6 +44,8 @@ struct http_req {
 	int timeout_ms;             /* for connect, each send and each receive */
 	bool conn_close;            /* send "Connection: close" (the connection
 				     * is closed after one answer either way) */
+	bool chunked;               /* send the body with Transfer-Encoding:
+				     * chunked instead of Content-Length */
 };
 
 struct http_resp {
