@@ -5,6 +5,7 @@
  * a peer comes only from the fingerprint in its signed offer, never from
  * a CA, a name or a validity period. */
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
 #include <time.h>
 
@@ -18,6 +19,9 @@
 
 #include "client/quic.h"
 #include "client/quic_int.h"
+
+_Static_assert(offsetof(struct quic_tls, ref) == 0,
+	       "verify_peer() finds struct quic_tls from its ref");
 
 struct quic_identity {
 	gnutls_certificate_credentials_t cred; /* key + certificate for sessions */
@@ -201,14 +205,16 @@ int quic_tls_init(struct quic_tls *t, const struct quic_identity *id,
 	static const gnutls_datum_t alpn = {
 		(unsigned char *)QUIC_ALPN, sizeof(QUIC_ALPN) - 1
 	};
+	char fp[QUIC_FP_LEN + 1];
 	gnutls_session_t s = NULL;
 	int err = 0;
 
 	if (!t || !id || !quic_fp_valid(remote_fp))
 		return EINVAL;
 
+	memcpy(fp, remote_fp, sizeof(fp)); /* remote_fp may point into t */
 	memset(t, 0, sizeof(*t));
-	memcpy(t->expected_fp, remote_fp, QUIC_FP_LEN + 1);
+	memcpy(t->expected_fp, fp, sizeof(fp));
 	t->ref.get_conn = get_conn;
 	t->ref.user_data = user_data;
 

@@ -11,7 +11,7 @@ PACKAGES=(
 	libre-dev libevent-dev libssl-dev libhiredis-dev libjansson-dev
 	libngtcp2-dev libngtcp2-crypto-gnutls-dev libgnutls28-dev
 	redis-server redis-sentinel
-	iproute2 iptables iperf3 socat curl coturn postgresql
+	iproute2 iptables iputils-ping iperf3 socat curl coturn postgresql
 	libclang-rt-14-dev openssl procps psmisc
 )
 COTURN_PKG=coturn
