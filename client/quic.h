@@ -65,7 +65,7 @@ struct quic_config {
 	uint64_t handshake_timeout_ms; /* default 10000 */
 	uint64_t initial_rtt_ms;   /* e.g. from ICE checks; default 333 (RFC 9002) */
 	size_t stream_sndbuf;      /* per-stream send buffer bound; default 1 MiB */
-	enum quic_cc cc;           /* congestion controller; default BBR */
+	enum quic_cc cc;           /* congestion controller; default BBRv2 */
 };
 
 /* Codes the carrier itself passes to cstream_handlers.reset. */

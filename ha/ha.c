@@ -25,7 +25,9 @@
 #include "signaling/replay.h"
 
 #define TICK_MS 250
-#define SWEEP_LIMIT "200"
+/* A little under HA_SWEEP_MS: one coordinator of the cluster sweeps per
+ * period, the others read the counters. */
+#define SWEEP_LOCK_MS "1800"
 /* CONTRACT section 2: "A pair's epoch is forgotten after one hour". */
 #define PAIR_IDLE_DEFAULT_S 3600
 
@@ -39,6 +41,7 @@ struct ha {
 	struct ha_addr sentinels[HA_SENTINELS_MAX];
 	size_t nsentinels;
 	unsigned pair_idle_s;
+	unsigned message_ttl_s;
 
 	struct sentinel_set *ss;
 	struct rconn *data;           /* commands and scripts */
@@ -236,17 +239,16 @@ static void sweep_reply(redisReply *r, void *arg)
 	ha->sweep_inflight = false;
 	if (!r)
 		return;
-	struct mb_stats st;
-	if (r->type != REDIS_REPLY_ARRAY || r->elements != 5 || !dec_ok(r->element[0], &st.queued_messages) ||
-	    !dec_ok(r->element[1], &st.queued_bytes) || !dec_ok(r->element[2], &st.expired_total) ||
-	    !dec_ok(r->element[3], &st.purged_total) || !dec_ok(r->element[4], &st.pairs)) {
+	uint64_t queued;
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || !dec_ok(r->element[0], &queued) ||
+	    r->element[1]->type != REDIS_REPLY_INTEGER || r->element[1]->integer < 0) {
 		if (r->type == REDIS_REPLY_ERROR)
 			ha_master_suspect(ha, r);
 		else
 			ha->ctr.err_protocol++;
 		return;
 	}
-	mailbox_redis_set_stats(ha->mb, &st);
+	mailbox_redis_sweep_stats(ha->mb, queued, (uint64_t)r->element[1]->integer);
 }
 
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
@@ -265,10 +267,10 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 	if (!ha->sweep_inflight && now - ha->last_sweep_ms >= HA_SWEEP_MS) {
 		ha->last_sweep_ms = now;
 		ha->sweep_inflight = true;
-		char idle[24];
-		int li = snprintf(idle, sizeof(idle), "%llu", (unsigned long long)ha->pair_idle_s * 1000);
-		const char *argv[] = { HA_PREFIX, idle, SWEEP_LIMIT };
-		size_t lens[] = { strlen(HA_PREFIX), (size_t)li, strlen(SWEEP_LIMIT) };
+		char ttl[24];
+		int lt = snprintf(ttl, sizeof(ttl), "%llu", (unsigned long long)ha->message_ttl_s * 1000);
+		const char *argv[] = { HA_PREFIX, ttl, SWEEP_LOCK_MS };
+		size_t lens[] = { strlen(HA_PREFIX), (size_t)lt, strlen(SWEEP_LOCK_MS) };
 		rconn_script(ha->data, HA_SCRIPT_SWEEP, sweep_reply, ha, 0, 3, argv, lens);
 	}
 	if (ha->ha_mode && now - ha->last_reg_ms >= HA_REGISTRY_PERIOD_MS) {
@@ -310,6 +312,7 @@ int ha_new(struct ha **out, struct event_base *base, const struct ha_config *cfg
 	ha->base = base;
 	ha->ha_mode = cfg->ha;
 	ha->pair_idle_s = cfg->pair_idle_s ? cfg->pair_idle_s : PAIR_IDLE_DEFAULT_S;
+	ha->message_ttl_s = cfg->message_ttl_s;
 	snprintf(ha->master_name, sizeof(ha->master_name), "%s",
 		 cfg->sentinel_master && *cfg->sentinel_master ? cfg->sentinel_master : "mesh");
 	snprintf(ha->no_master_why, sizeof(ha->no_master_why), "sentinels not asked yet");

@@ -122,7 +122,8 @@ struct ha_script {
 	char sha1[41];
 };
 
-enum { HA_SCRIPT_PUBLISH, HA_SCRIPT_FETCH, HA_SCRIPT_SWEEP, HA_SCRIPT_REGISTRY, HA_SCRIPT_COUNT };
+enum { HA_SCRIPT_PUBLISH, HA_SCRIPT_FETCH, HA_SCRIPT_SWEEP, HA_SCRIPT_REGISTRY, HA_SCRIPT_REPLAY,
+       HA_SCRIPT_COUNT };
 /* The scripts with their SHA1 computed (idempotent). */
 const struct ha_script *ha_script(int which);
 
@@ -221,9 +222,9 @@ void mailbox_redis_destroy(struct mailbox *mb);
 void mailbox_redis_wake(struct mailbox *mb, const char *peer, size_t len);
 /* The subscriber (re)connected: notifications may have been missed. */
 void mailbox_redis_wake_all(struct mailbox *mb);
-/* Stats from the periodic sweep (cluster-wide). */
-struct mb_stats;
-void mailbox_redis_set_stats(struct mailbox *mb, const struct mb_stats *st);
+/* From the periodic sweep: the cluster-wide queue length, and what this
+ * coordinator's sweep expired. */
+void mailbox_redis_sweep_stats(struct mailbox *mb, uint64_t queued, uint64_t expired);
 
 /* ---- the Redis replay store (replay_redis.c) ------------------------------- */
 

@@ -16,6 +16,7 @@
 #include <sys/queue.h>
 
 #include <event2/event.h>
+#include <openssl/evp.h>
 
 #include "common/log.h"
 #include "common/strmap.h"
@@ -24,6 +25,8 @@
 #include "signaling/wire.h"
 
 #define LOG_EVERY_MS 5000
+/* Message seq = stream id ms * SEQ_PER_MS + n (scripts.c). */
+#define SEQ_PER_MS 1024
 
 struct op;
 TAILQ_HEAD(op_list, op);
@@ -47,7 +50,7 @@ struct op {
 	char peer[PEER_ID_MAX + 1];
 	char ack[MSG_ID_MAX];   /* the cursor as given ("" none) */
 	char ack_gen[17];
-	char ack_seq[24];
+	char ack_minid[48];     /* stream id just above the acknowledged seq */
 	size_t max;
 };
 
@@ -82,7 +85,7 @@ struct mailbox_redis {
 	struct op_list bar_pending;  /* waiting for the next WAIT */
 	struct barrier_list barriers;
 	bool wait_inflight;
-	struct mb_stats stats;
+	struct mb_stats stats;   /* queued: cluster-wide from the sweep; counters: ours */
 	int64_t last_log_ms;
 	char ttl_ms[24], idle_ms[24], cap[16], batch[16];
 };
@@ -267,6 +270,11 @@ static bool is_str(const redisReply *r)
 	return r && r->type == REDIS_REPLY_STRING && r->str;
 }
 
+static bool is_count(const redisReply *r)
+{
+	return r && r->type == REDIS_REPLY_INTEGER && r->integer >= 0 && r->integer <= 1000000;
+}
+
 static void publish_reply(redisReply *r, void *arg)
 {
 	struct op *op = arg;
@@ -278,17 +286,19 @@ static void publish_reply(redisReply *r, void *arg)
 	if (r->elements < 1 || !is_str(r->element[0]))
 		goto bad;
 	const char *tag = r->element[0]->str;
-	if (strcmp(tag, "ok") == 0 && (r->elements == 4 || r->elements == 5)) {
-		redisReply *g = r->element[1], *seq = r->element[2], *pur = r->element[3];
+	if (strcmp(tag, "ok") == 0 && (r->elements == 5 || r->elements == 6)) {
+		redisReply *g = r->element[1], *seq = r->element[2];
 		if (!is_str(g) || !is_hex(g->str, (size_t)g->len, 1, 16) || !is_str(seq) ||
 		    !parse_dec(seq->str, (size_t)seq->len, 20, UINT64_MAX, NULL) ||
-		    pur->type != REDIS_REPLY_INTEGER || pur->integer < 0)
+		    !is_count(r->element[3]) || !is_count(r->element[4]))
 			goto bad;
-		if (r->elements == 5) {
-			if (!is_str(r->element[4]) || strcmp(r->element[4]->str, "dup") != 0)
+		if (r->elements == 6) {
+			if (!is_str(r->element[5]) || strcmp(r->element[5]->str, "dup") != 0)
 				goto bad;
 			ha_ctr(m->ha)->duplicates++;
 		}
+		m->stats.purged_total += (uint64_t)r->element[3]->integer;
+		m->stats.expired_total += (uint64_t)r->element[4]->integer;
 		op->pres.status = MB_OK;
 		snprintf(op->pres.id, sizeof(op->pres.id), "%s-%s", g->str, seq->str);
 		if (m->cfg.wait_replicas) {
@@ -308,8 +318,16 @@ static void publish_reply(redisReply *r, void *arg)
 		publish_finish(op, MB_STALE);
 		return;
 	}
-	if (strcmp(tag, "full") == 0 && r->elements == 1) {
+	if (strcmp(tag, "full") == 0 && r->elements == 2 && is_count(r->element[1])) {
+		m->stats.expired_total += (uint64_t)r->element[1]->integer;
 		publish_finish(op, MB_FULL);
+		return;
+	}
+	if (strcmp(tag, "busy") == 0 && r->elements == 3 && is_count(r->element[1]) &&
+	    is_count(r->element[2])) {
+		m->stats.purged_total += (uint64_t)r->element[1]->integer;
+		m->stats.expired_total += (uint64_t)r->element[2]->integer;
+		publish_finish(op, MB_OVERLOADED);
 		return;
 	}
 bad:
@@ -323,6 +341,36 @@ static void forced_cb(redisReply *r, void *arg)
 		publish_finish(op, op->forced);
 	else
 		fetch_fail(op, op->forced);
+}
+
+/* The key of the duplicate check: hex SHA1 of "epoch\nkind\npsig\npayload"
+ * (the sender and recipient are in the key name). */
+static void content_digest(const char *epoch, const char *kind, const char *psig,
+			   const char *payload, size_t plen, char out[41])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	bool ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha1(), NULL) == 1 &&
+		  EVP_DigestUpdate(ctx, epoch, strlen(epoch)) == 1 &&
+		  EVP_DigestUpdate(ctx, "\n", 1) == 1 && EVP_DigestUpdate(ctx, kind, strlen(kind)) == 1 &&
+		  EVP_DigestUpdate(ctx, "\n", 1) == 1 && EVP_DigestUpdate(ctx, psig, strlen(psig)) == 1 &&
+		  EVP_DigestUpdate(ctx, "\n", 1) == 1 && EVP_DigestUpdate(ctx, payload, plen) == 1 &&
+		  EVP_DigestFinal_ex(ctx, md, &n) == 1 && n == 20;
+	EVP_MD_CTX_free(ctx);
+	if (!ok) {
+		/* Cannot happen with a working libcrypto; a digest nobody else
+		 * produces just turns the duplicate check off for this one. */
+		snprintf(out, 41, "%040d", 0);
+		for (int i = 0; i < 16; i++)
+			out[i] = "0123456789abcdef"[random() % 16];
+		return;
+	}
+	for (unsigned i = 0; i < 20; i++) {
+		out[2 * i] = "0123456789abcdef"[md[i] >> 4];
+		out[2 * i + 1] = "0123456789abcdef"[md[i] & 15];
+	}
+	out[40] = '\0';
 }
 
 static void rd_publish(struct mailbox *mb, const struct publish_msg *in, mb_publish_cb cb, void *arg)
@@ -342,36 +390,63 @@ static void rd_publish(struct mailbox *mb, const struct publish_msg *in, mb_publ
 		rconn_defer(rc, forced_cb, op);
 		return;
 	}
-	char epoch[24];
+	char epoch[24], digest[41];
 	int le = snprintf(epoch, sizeof(epoch), "%" PRIu64, in->epoch);
+	const char *payload = in->payload ? in->payload : "";
+	size_t plen = in->payload ? in->payload_len : 0;
+	content_digest(epoch, in->kind, in->psig, payload, plen, digest);
 	const char *gen = ha_gen_candidate(m->ha);
 	const char *argv[] = { HA_PREFIX, gen, in->to, in->from, epoch, in->kind, in->psig,
-			       in->payload ? in->payload : "", m->ttl_ms, m->idle_ms, m->cap,
-			       HA_WAKE_CHANNEL };
+			       payload, m->ttl_ms, m->idle_ms, m->cap, HA_WAKE_CHANNEL, digest };
 	size_t lens[] = { strlen(HA_PREFIX), strlen(gen), strlen(in->to), strlen(in->from),
-			  (size_t)le, strlen(in->kind), strlen(in->psig),
-			  in->payload ? in->payload_len : 0, strlen(m->ttl_ms), strlen(m->idle_ms),
-			  strlen(m->cap), strlen(HA_WAKE_CHANNEL) };
-	rconn_script(rc, HA_SCRIPT_PUBLISH, publish_reply, op, 0, 12, argv, lens);
+			  (size_t)le, strlen(in->kind), strlen(in->psig), plen, strlen(m->ttl_ms),
+			  strlen(m->idle_ms), strlen(m->cap), strlen(HA_WAKE_CHANNEL), 40 };
+	rconn_script(rc, HA_SCRIPT_PUBLISH, publish_reply, op, 0, 13, argv, lens);
 }
 
 /* ---- fetch ---------------------------------------------------------------- */
 
 /* As mailbox_mem.c: 1..16 lower hex, '-', 1..20 digits without overflow.
  * Returns 0 (split into gen and seq) or -1 for a malformed cursor. */
-static int split_cursor(const char *cursor, char gen[17], char seq[24])
+static int split_cursor(const char *cursor, char gen[17], uint64_t *seq)
 {
 	const char *dash = strchr(cursor, '-');
 	if (!dash || dash == cursor || dash - cursor > 16 || !dash[1] || strlen(dash + 1) > 20)
 		return -1;
 	if (!is_hex(cursor, (size_t)(dash - cursor), 1, 16))
 		return -1;
-	if (!parse_dec(dash + 1, strlen(dash + 1), 20, UINT64_MAX, NULL))
+	if (!parse_dec(dash + 1, strlen(dash + 1), 20, UINT64_MAX, seq))
 		return -1;
 	memcpy(gen, cursor, (size_t)(dash - cursor));
 	gen[dash - cursor] = '\0';
-	snprintf(seq, 24, "%s", dash + 1);
 	return 0;
+}
+
+/* seq = ms * 1024 + n (scripts.c): the stream id of seq + 1, below which
+ * XTRIM MINID deletes, i.e. everything up to and including seq. */
+static void ack_minid(uint64_t seq, char *out, size_t len)
+{
+	if (seq == UINT64_MAX) {
+		snprintf(out, len, "%" PRIu64 "-%" PRIu64, UINT64_MAX, UINT64_MAX);
+		return;
+	}
+	uint64_t next = seq + 1;
+	snprintf(out, len, "%" PRIu64 "-%" PRIu64, next / SEQ_PER_MS, next % SEQ_PER_MS);
+}
+
+/* A stream id "<ms>-<n>" with n < SEQ_PER_MS, as a seq. */
+static bool stream_seq(const redisReply *r, uint64_t *ms, uint64_t *seq)
+{
+	if (!is_str(r) || r->len > 41)
+		return false;
+	const char *dash = memchr(r->str, '-', (size_t)r->len);
+	uint64_t n;
+	if (!dash || !parse_dec(r->str, (size_t)(dash - r->str), 20,
+				(UINT64_MAX - SEQ_PER_MS) / SEQ_PER_MS, ms) ||
+	    !parse_dec(dash + 1, (size_t)(r->str + r->len - dash - 1), 4, SEQ_PER_MS - 1, &n))
+		return false;
+	*seq = *ms * SEQ_PER_MS + n;
+	return true;
 }
 
 static bool kind_ok(const char *s, size_t len)
@@ -384,41 +459,14 @@ static bool kind_ok(const char *s, size_t len)
 	return true;
 }
 
-/* "<seq> <from> <payload bytes>" */
-static bool parse_member(const redisReply *r, const char **seq, size_t *seq_len, char *from,
-			 uint64_t *plen)
-{
-	if (!is_str(r) || r->len > 128)
-		return false;
-	const char *s = r->str, *end = r->str + r->len;
-	const char *sp1 = memchr(s, ' ', (size_t)(end - s));
-	if (!sp1)
-		return false;
-	const char *sp2 = memchr(sp1 + 1, ' ', (size_t)(end - sp1 - 1));
-	if (!sp2)
-		return false;
-	if (!parse_dec(s, (size_t)(sp1 - s), 20, UINT64_MAX, NULL))
-		return false;
-	size_t flen = (size_t)(sp2 - sp1 - 1);
-	if (!id_valid(sp1 + 1, flen))
-		return false;
-	if (!parse_dec(sp2 + 1, (size_t)(end - sp2 - 1), 6, PAYLOAD_MAX, plen))
-		return false;
-	*seq = s;
-	*seq_len = (size_t)(sp1 - s);
-	memcpy(from, sp1 + 1, flen);
-	from[flen] = '\0';
-	return true;
-}
-
-/* "<created ms> <epoch> <kind> <psig>\n<payload>" */
-static bool parse_blob(const redisReply *r, uint64_t plen, int64_t now, struct mb_message *o)
+/* "<from> <epoch> <kind> <psig>\n<payload>" */
+static bool parse_entry(const redisReply *r, struct mb_message *o)
 {
 	if (!is_str(r))
 		return false;
 	const char *s = r->str, *end = r->str + r->len;
 	const char *nl = memchr(s, '\n', (size_t)(end - s));
-	if (!nl || (uint64_t)(end - nl - 1) != plen)
+	if (!nl || (size_t)(end - nl - 1) > PAYLOAD_MAX)
 		return false;
 	const char *f[4];
 	size_t fl[4];
@@ -431,20 +479,17 @@ static bool parse_blob(const redisReply *r, uint64_t plen, int64_t now, struct m
 		fl[i] = (size_t)(stop - p);
 		p = stop + 1;
 	}
-	uint64_t created;
-	if (!parse_dec(f[0], fl[0], 16, UINT64_MAX, &created) ||
-	    !parse_dec(f[1], fl[1], 16, EPOCH_MAX, &o->epoch) || o->epoch == 0 ||
-	    !kind_ok(f[2], fl[2]) || !is_hex(f[3], fl[3], SIG_HEX_LEN, SIG_HEX_LEN))
+	if (!id_valid(f[0], fl[0]) || !parse_dec(f[1], fl[1], 16, EPOCH_MAX, &o->epoch) ||
+	    o->epoch == 0 || !kind_ok(f[2], fl[2]) || !is_hex(f[3], fl[3], SIG_HEX_LEN, SIG_HEX_LEN))
 		return false;
+	memcpy(o->from, f[0], fl[0]);
+	o->from[fl[0]] = '\0';
 	memcpy(o->kind, f[2], fl[2]);
 	o->kind[fl[2]] = '\0';
 	memcpy(o->psig, f[3], fl[3]);
 	o->psig[fl[3]] = '\0';
 	o->payload = nl + 1;
-	o->payload_len = (size_t)plen;
-	o->age_ms = now - (int64_t)created;
-	if (o->age_ms < 0)
-		o->age_ms = 0;
+	o->payload_len = (size_t)(end - nl - 1);
 	return true;
 }
 
@@ -454,11 +499,10 @@ static void fetch_reply(redisReply *r, void *arg)
 {
 	struct op *op = arg;
 	struct mailbox_redis *m = op->m;
-	if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 3 || (r->elements - 3) % 2 != 0 ||
-	    (r->elements - 3) / 2 > op->max || !is_str(r->element[0]) ||
+	if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 4 || (r->elements - 4) % 2 != 0 ||
+	    (r->elements - 4) / 2 > op->max || !is_str(r->element[0]) ||
 	    !is_hex(r->element[0]->str, (size_t)r->element[0]->len, 1, 16) ||
-	    !is_str(r->element[1]) || r->element[2]->type != REDIS_REPLY_INTEGER ||
-	    r->element[2]->integer < 0) {
+	    !is_str(r->element[1]) || !is_count(r->element[2]) || !is_count(r->element[3])) {
 		fetch_fail(op, r ? error_status(m, r, "fetch") : MB_UNAVAILABLE);
 		return;
 	}
@@ -468,6 +512,7 @@ static void fetch_reply(redisReply *r, void *arg)
 		return;
 	}
 	const char *gen = r->element[0]->str;
+	m->stats.expired_total += (uint64_t)r->element[3]->integer;
 
 	if (op->phase == PH_ACK) {
 		/* --ha, acknowledge first: answer only once a replica holds the
@@ -481,7 +526,7 @@ static void fetch_reply(redisReply *r, void *arg)
 		return;
 	}
 
-	size_t n = (r->elements - 3) / 2;
+	size_t n = (r->elements - 4) / 2;
 	struct mb_message *msgs = n ? calloc(n, sizeof(*msgs)) : NULL;
 	if (n && !msgs) {
 		fetch_fail(op, MB_OVERLOADED);
@@ -490,18 +535,17 @@ static void fetch_reply(redisReply *r, void *arg)
 	size_t k = 0;
 	for (size_t i = 0; i < n; i++) {
 		struct mb_message *o = &msgs[k];
-		const char *seq;
-		size_t seq_len;
-		uint64_t plen;
-		if (!parse_member(r->element[3 + 2 * i], &seq, &seq_len, o->from, &plen) ||
-		    !parse_blob(r->element[4 + 2 * i], plen, (int64_t)now_u, o)) {
+		uint64_t ms, seq;
+		if (!stream_seq(r->element[4 + 2 * i], &ms, &seq) ||
+		    !parse_entry(r->element[5 + 2 * i], o)) {
 			ha_ctr(m->ha)->err_protocol++;
 			if (log_now(m))
 				log_error("ha", "mailbox of %s: a malformed message in Redis, skipped",
 					  op->peer);
 			continue;
 		}
-		snprintf(o->id, sizeof(o->id), "%s-%.*s", gen, (int)seq_len, seq);
+		o->age_ms = now_u > ms ? (int64_t)(now_u - ms) : 0;
+		snprintf(o->id, sizeof(o->id), "%s-%" PRIu64, gen, seq);
 		snprintf(o->to, sizeof(o->to), "%s", op->peer);
 		k++;
 	}
@@ -525,11 +569,11 @@ static void fetch_send(struct op *op, bool with_ack, size_t max)
 	char maxs[16];
 	int lm = snprintf(maxs, sizeof(maxs), "%zu", op->phase == PH_ACK ? (size_t)0 : max);
 	const char *gen = ha_gen_candidate(m->ha);
-	const char *ag = with_ack ? op->ack_gen : "", *as = with_ack ? op->ack_seq : "";
-	const char *argv[] = { HA_PREFIX, gen, op->peer, ag, as, maxs };
+	const char *ag = with_ack ? op->ack_gen : "", *as = with_ack ? op->ack_minid : "";
+	const char *argv[] = { HA_PREFIX, gen, op->peer, ag, as, maxs, m->ttl_ms };
 	size_t lens[] = { strlen(HA_PREFIX), strlen(gen), strlen(op->peer), strlen(ag),
-			  strlen(as), (size_t)lm };
-	rconn_script(ha_data(m->ha), HA_SCRIPT_FETCH, fetch_reply, op, 0, 6, argv, lens);
+			  strlen(as), (size_t)lm, strlen(m->ttl_ms) };
+	rconn_script(ha_data(m->ha), HA_SCRIPT_FETCH, fetch_reply, op, 0, 7, argv, lens);
 }
 
 static void op_after_barrier(struct op *op, bool ok)
@@ -565,13 +609,15 @@ static void rd_fetch(struct mailbox *mb, const char *peer, const char *ack_curso
 	struct rconn *rc = ha_data(m->ha);
 	bool with_ack = false;
 	if (ack_cursor && *ack_cursor) {
+		uint64_t seq;
 		if (strlen(ack_cursor) >= sizeof(op->ack) ||
-		    split_cursor(ack_cursor, op->ack_gen, op->ack_seq) != 0) {
+		    split_cursor(ack_cursor, op->ack_gen, &seq) != 0) {
 			op->forced = MB_BAD_CURSOR;
 			rconn_defer(rc, forced_cb, op);
 			return;
 		}
 		snprintf(op->ack, sizeof(op->ack), "%s", ack_cursor);
+		ack_minid(seq, op->ack_minid, sizeof(op->ack_minid));
 		with_ack = true;
 	}
 	if (!ha_usable(m->ha, NULL, 0)) {
@@ -681,9 +727,11 @@ static void rd_stats(struct mailbox *mb, struct mb_stats *out)
 	*out = upcast(mb)->stats;
 }
 
-void mailbox_redis_set_stats(struct mailbox *mb, const struct mb_stats *st)
+void mailbox_redis_sweep_stats(struct mailbox *mb, uint64_t queued, uint64_t expired)
 {
-	upcast(mb)->stats = *st;
+	struct mailbox_redis *m = upcast(mb);
+	m->stats.queued_messages = queued;
+	m->stats.expired_total += expired;
 }
 
 static void rd_free(struct mailbox *mb)

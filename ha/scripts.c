@@ -4,32 +4,42 @@
  * EVALSHA. It must not hold any C-side logic: the data model is
  * documented here and in docs/ha.md, and only these scripts write it.
  *
- * Data model (P = "mesh:", R = recipient, S = sender, ids never hold ' '
+ * Data model (P = "mesh:", R = recipient, S = sender; ids never hold ' '
  * or ':' since they match ^[A-Za-z0-9._-]{1,64}$):
  *   P gen           generation (16 hex), set once, shared by all nodes:
  *                   message ids are "<gen>-<seq>"
- *   P q:R           ZSET member M score seq: R's queue in seq order
- *   P x:R           ZSET member M score expiry (ms): TTL bookkeeping
- *   P p:R:S         ZSET member M score epoch: S's messages queued for R
- *   P m:R           HASH M -> "<created ms> <epoch> <kind> <psig>\n<payload>"
- *   P n:R           last seq given to R (expires with the pair idle time)
+ *   P s:R           STREAM: R's queue, one entry per message, field "d" =
+ *                   "<S> <epoch> <kind> <psig>\n<payload>". The entry id
+ *                   "<ms>-<n>" is the message's creation time and gives
+ *                   seq = ms * 1024 + n (n < 1024 is enforced), so ids rise
+ *                   per recipient, an acknowledgement is one XTRIM MINID,
+ *                   TTL expiry is one XTRIM MINID, and after a failover that
+ *                   lost the last writes the new master still hands out
+ *                   larger ids (XADD * never goes below the clock), unless
+ *                   its clock is behind by more than the failover took.
+ *                   The sweep deletes it once it is empty.
+ *   P e:R:S         the pair (S, R): "<epoch> k <id> <id>..." with the stream
+ *                   ids of what S published to R at that epoch (so a newer
+ *                   epoch purges them with one XDEL, no scan), or
+ *                   "<epoch> o" once more than 64 (then it scans); expires
+ *                   after the pair idle time (one hour) without a publish
  *   P d:R:S:<sha1>  seq of the message S published to R with this content
- *                   (sha1 of epoch, kind, psig, payload), for the message
+ *                   (sha1 of epoch, kind, psig, payload, computed by the
+ *                   coordinator), for the message
  *                   TTL: a retried publish (say after a 503 during a
  *                   failover) gets the first one's id instead of a copy
- *   P e:R           HASH S -> current epoch of the pair (S, R)
- *   P pairs         ZSET "R S" score last publish (ms): idle pairs swept
- *   P active        ZSET R score latest expiry in R's queue: sweep index
- *   P stats         HASH queued, bytes, expired, purged (cluster totals)
- *   P nonce:<hex>   replay nonces (SET NX EX, not scripted)
+ *   P active        SET of recipients whose stream may hold messages: the
+ *                   sweep trims what expires in mailboxes nobody polls and
+ *                   deletes the empty streams
+ *   P stats         HASH queued (as of the last sweep); the expired and
+ *                   purged counters are each coordinator's own (metrics)
+ *   P sweeplock     one coordinator sweeps per period
+ *   P nonce:<hex>   replay nonces (SET NX EX, a batch per script call)
  *   P coords        ZSET node id score last refresh (ms): the registry
  *   P coordinfo     HASH node id -> entry JSON
- * where M = "<seq> <S> <payload bytes>". seq = max(last + 1, server time
- * in microseconds): strictly increasing per recipient, and after a
- * failover that lost the last writes the new master still hands out
- * larger numbers (unless its clock is behind by more than the failover
- * took), so an id a client already holds is never reused. All times are
- * the Redis server's (TIME), so coordinators' clocks do not matter. */
+ * All times are the Redis server's (TIME, XADD *), so coordinators' clocks
+ * do not matter. The scripts keep their calls few: Lua's per-call
+ * overhead is what bounds the publish rate (docs/ha.md, benchmark). */
 #include "ha/ha_priv.h"
 
 #include <stdio.h>
@@ -39,9 +49,9 @@
 
 #define PRELUDE \
 	"local P = ARGV[1]\n" \
-	"local function clock()\n" \
+	"local function now_ms()\n" \
 	"  local t = redis.call('TIME')\n" \
-	"  return tonumber(t[1]) * 1000000 + tonumber(t[2])\n" \
+	"  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n" \
 	"end\n" \
 	"local function n2s(x) return string.format('%.0f', x) end\n" \
 	"local function generation(cand)\n" \
@@ -50,139 +60,131 @@
 	"  return g\n" \
 	"end\n" \
 	"local function k(kind, r) return P .. kind .. ':' .. r end\n" \
-	"local function count(field, n)\n" \
-	"  if n ~= 0 then redis.call('HINCRBY', P .. 'stats', field, n) end\n" \
-	"end\n" \
-	"local function drop(r, m)\n" \
-	"  local _, from, len = string.match(m, '^(%d+) (%S+) (%d+)$')\n" \
-	"  redis.call('ZREM', k('q', r), m)\n" \
-	"  redis.call('ZREM', k('x', r), m)\n" \
-	"  redis.call('HDEL', k('m', r), m)\n" \
-	"  if from then redis.call('ZREM', k('p', r) .. ':' .. from, m) end\n" \
-	"  return tonumber(len) or 0\n" \
-	"end\n" \
-	"local function drop_list(r, list)\n" \
-	"  local bytes = 0\n" \
-	"  for _, m in ipairs(list) do bytes = bytes + drop(r, m) end\n" \
-	"  count('queued', -#list)\n" \
-	"  count('bytes', -bytes)\n" \
-	"end\n" \
-	"local function expire(r, now)\n" \
-	"  local dead = redis.call('ZRANGEBYSCORE', k('x', r), '-inf', n2s(now))\n" \
-	"  if #dead > 0 then drop_list(r, dead) count('expired', #dead) end\n" \
+	"local function expire(sk, now, ttl)\n" \
+	"  return redis.call('XTRIM', sk, 'MINID', n2s(now - ttl + 1))\n" \
 	"end\n"
 
 /* ARGV: 1 prefix, 2 generation candidate, 3 to, 4 from, 5 epoch, 6 kind,
- * 7 psig, 8 payload, 9 ttl ms, 10 pair idle ms, 11 cap, 12 wake channel.
- * -> {"ok", gen, seq, purged} | {"ok", gen, seq, 0, "dup"} (identical
- *    message published within the TTL: not queued again) | {"stale",
- *    current} | {"full"}
+ * 7 psig, 8 payload, 9 ttl ms, 10 pair idle ms, 11 cap, 12 wake channel,
+ * 13 content digest (40 hex).
+ * -> {"ok", gen, seq, purged, expired} | {"ok", gen, seq, 0, 0, "dup"}
+ *    (identical message published within the TTL: not queued again) |
+ *    {"stale", current} | {"full", expired} | {"busy", purged, expired}
+ *    (1024 ids in one millisecond)
  * The outcome is decided before anything changes, so a refusal leaves the
  * queue and the epoch as they were (expired messages aside, which are
- * gone either way). */
+ * gone either way). The common cases take six or seven calls. */
 static const char publish_lua[] = PRELUDE
 	"local to, from, epoch_s = ARGV[3], ARGV[4], ARGV[5]\n"
 	"local epoch = tonumber(epoch_s)\n"
-	"local ttl, idle, cap = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])\n"
-	"local us = clock()\n"
-	"local now = math.floor(us / 1000)\n"
-	"local pair = to .. ' ' .. from\n"
-	"local cur_s = redis.call('HGET', k('e', to), from)\n"
-	"if cur_s then\n"
-	"  local last = redis.call('ZSCORE', P .. 'pairs', pair)\n"
-	"  if not last or tonumber(last) + idle <= now then cur_s = false end\n"
+	"local ttl, cap = tonumber(ARGV[9]), tonumber(ARGV[11])\n"
+	"local sk, ek = k('s', to), k('e', to) .. ':' .. from\n"
+	"local dk = k('d', to) .. ':' .. from .. ':' .. ARGV[13]\n"
+	"local v = redis.call('MGET', P .. 'gen', ek, dk)\n"
+	"local cur, mode, ids = 0, nil, nil\n"
+	"if v[2] then\n"
+	"  local e, m, rest = string.match(v[2], '^(%d+) ([ko])(.*)$')\n"
+	"  if e then cur, mode, ids = tonumber(e), m, rest end\n"
 	"end\n"
-	"local cur = cur_s and tonumber(cur_s) or 0\n"
-	"if epoch < cur then return {'stale', cur_s} end\n"
-	"local g = generation(ARGV[2])\n"
-	"local dk = k('d', to) .. ':' .. from .. ':' ..\n"
-	"  redis.sha1hex(epoch_s .. '\\n' .. ARGV[6] .. '\\n' .. ARGV[7] .. '\\n' .. ARGV[8])\n"
-	"local prev = redis.call('GET', dk)\n"
-	"if prev then\n"
+	"if epoch < cur then return {'stale', n2s(cur)} end\n"
+	"local g = v[1]\n"
+	"if not g then g = ARGV[2] redis.call('SET', P .. 'gen', g) end\n"
+	"if v[3] then\n"
 	"  redis.call('PUBLISH', ARGV[12], to)\n"
-	"  return {'ok', g, prev, 0, 'dup'}\n"
+	"  return {'ok', g, v[3], 0, 0, 'dup'}\n"
 	"end\n"
-	"expire(to, now)\n"
-	"local pk = k('p', to) .. ':' .. from\n"
-	"local purge = {}\n"
-	"if epoch > cur then purge = redis.call('ZRANGEBYSCORE', pk, '-inf', '(' .. epoch_s) end\n"
-	"if redis.call('ZCARD', k('q', to)) - #purge >= cap then return {'full'} end\n"
-	"if #purge > 0 then drop_list(to, purge) count('purged', #purge) end\n"
-	"local last = tonumber(redis.call('GET', k('n', to)) or '0')\n"
-	"local seq = us\n"
-	"if seq <= last then seq = last + 1 end\n"
-	"local seq_s = n2s(seq)\n"
-	"local payload = ARGV[8]\n"
-	"local m = seq_s .. ' ' .. from .. ' ' .. #payload\n"
-	"redis.call('SET', k('n', to), seq_s, 'PX', n2s(idle))\n"
-	"redis.call('SET', dk, seq_s, 'PX', n2s(ttl))\n"
-	"redis.call('ZADD', k('q', to), seq_s, m)\n"
-	"redis.call('ZADD', k('x', to), n2s(now + ttl), m)\n"
-	"redis.call('ZADD', pk, epoch_s, m)\n"
-	"redis.call('HSET', k('m', to), m,\n"
-	"  n2s(now) .. ' ' .. epoch_s .. ' ' .. ARGV[6] .. ' ' .. ARGV[7] .. '\\n' .. payload)\n"
-	"redis.call('HSET', k('e', to), from, epoch_s)\n"
-	"redis.call('ZADD', P .. 'pairs', n2s(now), pair)\n"
-	"redis.call('ZADD', P .. 'active', 'GT', n2s(now + ttl), to)\n"
-	"count('queued', 1)\n"
-	"count('bytes', #payload)\n"
+	"local n = redis.call('XLEN', sk)\n"
+	"local expired, purge = 0, {}\n"
+	/* Exact purge list: scan the stream when the pair's id list is not
+	 * known to be complete, or when the box looks full (then the count
+	 * must be exact); otherwise the pair key lists them. */
+	"local function scan()\n"
+	"  purge = {}\n"
+	"  for _, e in ipairs(redis.call('XRANGE', sk, '-', '+')) do\n"
+	"    local s, ep = string.match(e[2][2], '^(%S+) (%d+) ')\n"
+	"    if s == from and tonumber(ep) < epoch then purge[#purge + 1] = e[1] end\n"
+	"  end\n"
+	"end\n"
+	"if epoch > cur and n > 0 then\n"
+	"  if mode == 'k' and n < cap then\n"
+	"    for id in string.gmatch(ids, '%S+') do purge[#purge + 1] = id end\n"
+	"  else scan() end\n"
+	"elseif n >= cap then scan() end\n"
+	"if n - #purge >= cap then\n"
+	"  expired = expire(sk, now_ms(), ttl)\n"
+	"  if expired > 0 then\n"
+	"    n = redis.call('XLEN', sk)\n"
+	"    if epoch > cur then scan() else purge = {} end\n"
+	"  end\n"
+	"  if n - #purge >= cap then return {'full', expired} end\n"
+	"end\n"
+	"local purged = 0\n"
+	"if #purge > 0 then purged = redis.call('XDEL', sk, unpack(purge)) end\n"
+	"local id = redis.call('XADD', sk, '*', 'd',\n"
+	"  from .. ' ' .. epoch_s .. ' ' .. ARGV[6] .. ' ' .. ARGV[7] .. '\\n' .. ARGV[8])\n"
+	"local ms, sq = string.match(id, '^(%d+)-(%d+)$')\n"
+	"sq = tonumber(sq)\n"
+	"if sq >= 1024 then\n"
+	"  redis.call('XDEL', sk, id)\n"
+	"  return {'busy', purged, expired}\n"
+	"end\n"
+	"local seq_s = n2s(tonumber(ms) * 1024 + sq)\n"
+	"local pv\n"
+	"if epoch > cur or not mode then pv = epoch_s .. ' k ' .. id\n"
+	"elseif mode == 'o' or #ids > 64 * 24 then pv = epoch_s .. ' o'\n"
+	"else pv = v[2] .. ' ' .. id end\n"
+	"redis.call('SET', ek, pv, 'PX', ARGV[10])\n"
+	"redis.call('SET', dk, seq_s, 'PX', ARGV[9])\n"
+	"if n == 0 then redis.call('SADD', P .. 'active', to) end\n"
 	"redis.call('PUBLISH', ARGV[12], to)\n"
-	"return {'ok', g, seq_s, #purge}\n";
+	"return {'ok', g, seq_s, purged, expired}\n";
 
 /* ARGV: 1 prefix, 2 generation candidate, 3 peer, 4 ack generation (""
- * for none), 5 ack seq, 6 max (0: acknowledge only).
- * -> {gen, now ms, acked, M1, blob1, M2, blob2, ...} oldest first. */
+ * for none), 5 the stream id just above the acknowledged seq, 6 max (0:
+ * acknowledge only), 7 ttl ms.
+ * -> {gen, now ms, acked, expired, id1, entry1, id2, entry2, ...} oldest first,
+ *    ids as stream ids "<ms>-<n>". */
 static const char fetch_lua[] = PRELUDE
-	"local r = ARGV[3]\n"
-	"local now = math.floor(clock() / 1000)\n"
+	"local now = now_ms()\n"
 	"local g = generation(ARGV[2])\n"
+	"local sk = k('s', ARGV[3])\n"
 	"local acked = 0\n"
 	"if ARGV[4] ~= '' and ARGV[4] == g then\n"
-	"  local done = redis.call('ZRANGEBYSCORE', k('q', r), '-inf', ARGV[5])\n"
-	"  if #done > 0 then drop_list(r, done) end\n"
-	"  acked = #done\n"
+	"  acked = redis.call('XTRIM', sk, 'MINID', ARGV[5])\n"
 	"end\n"
-	"expire(r, now)\n"
-	"local out = {g, n2s(now), acked}\n"
+	"local expired = expire(sk, now, tonumber(ARGV[7]))\n"
+	"local out = {g, n2s(now), acked, expired}\n"
 	"local max = tonumber(ARGV[6])\n"
 	"if max >= 1 then\n"
-	"  local ms = redis.call('ZRANGE', k('q', r), 0, max - 1)\n"
-	"  if #ms > 0 then\n"
-	"    local blobs = redis.call('HMGET', k('m', r), unpack(ms))\n"
-	"    for i = 1, #ms do\n"
-	"      if blobs[i] then out[#out + 1] = ms[i] out[#out + 1] = blobs[i] end\n"
-	"    end\n"
+	"  for _, e in ipairs(redis.call('XRANGE', sk, '-', '+', 'COUNT', max)) do\n"
+	"    if e[2][1] == 'd' then out[#out + 1] = e[1] out[#out + 1] = e[2][2] end\n"
 	"  end\n"
 	"end\n"
 	"return out\n";
 
-/* ARGV: 1 prefix, 2 pair idle ms, 3 limit per kind.
- * -> {queued, bytes, expired, purged, pairs} (cluster totals). */
+/* ARGV: 1 prefix, 2 ttl ms, 3 lock ms. One coordinator per period trims
+ * what expired in every mailbox (also those nobody polls), deletes the
+ * empty streams and counts what is queued.
+ * -> {queued (cluster-wide, as of the last sweep), expired (by this call)} */
 static const char sweep_lua[] = PRELUDE
-	"local now = math.floor(clock() / 1000)\n"
-	"local idle, limit = tonumber(ARGV[2]), tonumber(ARGV[3])\n"
-	"local boxes = redis.call('ZRANGEBYSCORE', P .. 'active', '-inf', n2s(now), 'LIMIT', 0, limit)\n"
-	"for _, r in ipairs(boxes) do\n"
-	"  expire(r, now)\n"
-	"  local nxt = redis.call('ZRANGE', k('x', r), -1, -1, 'WITHSCORES')\n"
-	"  if #nxt == 0 then redis.call('ZREM', P .. 'active', r)\n"
-	"  else redis.call('ZADD', P .. 'active', nxt[2], r) end\n"
+	"local expired = 0\n"
+	"if redis.call('SET', P .. 'sweeplock', '1', 'NX', 'PX', ARGV[3]) then\n"
+	"  local now, ttl, q = now_ms(), tonumber(ARGV[2]), 0\n"
+	"  local A = P .. 'active'\n"
+	"  for _, r in ipairs(redis.call('SMEMBERS', A)) do\n"
+	"    local sk = k('s', r)\n"
+	"    expired = expired + expire(sk, now, ttl)\n"
+	"    local n = redis.call('XLEN', sk)\n"
+	"    if n == 0 then redis.call('DEL', sk) redis.call('SREM', A, r) else q = q + n end\n"
+	"  end\n"
+	"  redis.call('HSET', P .. 'stats', 'queued', q)\n"
 	"end\n"
-	"local idle_pairs = redis.call('ZRANGEBYSCORE', P .. 'pairs', '-inf', n2s(now - idle),\n"
-	"  'LIMIT', 0, limit)\n"
-	"for _, p in ipairs(idle_pairs) do\n"
-	"  local to, from = string.match(p, '^(%S+) (%S+)$')\n"
-	"  if to then redis.call('HDEL', k('e', to), from) end\n"
-	"  redis.call('ZREM', P .. 'pairs', p)\n"
-	"end\n"
-	"local st = redis.call('HMGET', P .. 'stats', 'queued', 'bytes', 'expired', 'purged')\n"
-	"return {st[1] or '0', st[2] or '0', st[3] or '0', st[4] or '0',\n"
-	"  tostring(redis.call('ZCARD', P .. 'pairs'))}\n";
+	"return {redis.call('HGET', P .. 'stats', 'queued') or '0', expired}\n";
 
 /* ARGV: 1 prefix, 2 node id ("" to only read), 3 entry JSON, 4 ttl ms,
  * 5 forget ms. -> {now ms, id1, refreshed1, json1, ...} of live nodes. */
 static const char registry_lua[] = PRELUDE
-	"local now = math.floor(clock() / 1000)\n"
+	"local now = now_ms()\n"
 	"local Z, H = P .. 'coords', P .. 'coordinfo'\n"
 	"if ARGV[2] ~= '' then\n"
 	"  redis.call('ZADD', Z, n2s(now), ARGV[2])\n"
@@ -199,11 +201,26 @@ static const char registry_lua[] = PRELUDE
 	"end\n"
 	"return out\n";
 
+/* ARGV: 1 prefix, 2 lifetime s, 3.. nonces (32 hex, checked by the
+ * coordinator). Records each with SET NX EX; -> one 1 (first use) or 0
+ * (seen) per nonce. The nonces of one event-loop turn travel together. */
+static const char replay_lua[] =
+	"local out = {}\n"
+	"for i = 3, #ARGV do\n"
+	"  if redis.call('SET', ARGV[1] .. 'nonce:' .. ARGV[i], '1', 'NX', 'EX', ARGV[2]) then\n"
+	"    out[#out + 1] = 1\n"
+	"  else\n"
+	"    out[#out + 1] = 0\n"
+	"  end\n"
+	"end\n"
+	"return out\n";
+
 static struct ha_script scripts[HA_SCRIPT_COUNT] = {
 	[HA_SCRIPT_PUBLISH] = { "publish", publish_lua, "" },
 	[HA_SCRIPT_FETCH] = { "fetch", fetch_lua, "" },
 	[HA_SCRIPT_SWEEP] = { "sweep", sweep_lua, "" },
 	[HA_SCRIPT_REGISTRY] = { "registry", registry_lua, "" },
+	[HA_SCRIPT_REPLAY] = { "replay", replay_lua, "" },
 };
 
 static void sha1_hex(const char *s, char out[41])

@@ -5,9 +5,11 @@
 #include "relay/relay_int.h"
 
 #include <ctype.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/event.h>
 
@@ -38,15 +40,76 @@ static enum log_level map_level(TURN_LOG_LEVEL level)
 	}
 }
 
+/* Like the coordinator's own refusals (docs/coordinator.md, Logs), a
+ * flood must not flood the log: a client retrying a wrong password makes
+ * coturn log an error per request. Each coturn call site (its format
+ * string's address) may log LOG_SITE_BURST lines per LOG_SITE_WINDOW_S
+ * seconds at info and above; the next line admitted says how many were
+ * dropped. Debug lines (coturn's INFO) are not limited. */
+#define LOG_SITE_WINDOW_S 10
+#define LOG_SITE_BURST 5
+#define LOG_SITES 256   /* call sites tracked; more are not limited */
+#define LOG_SITE_PROBE 8
+
+struct log_site {
+	const char *fmt;
+	int64_t window;     /* start of the current window, monotonic seconds */
+	unsigned shown;     /* lines logged in this window */
+	unsigned dropped;   /* lines dropped since the last logged one */
+};
+
+static struct log_site log_sites[LOG_SITES];
+static pthread_mutex_t log_sites_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Returns -1 to drop this line, else how many lines were dropped before it. */
+static long log_site_admit(const char *fmt)
+{
+	size_t h = (size_t)(((uintptr_t)fmt >> 2) % LOG_SITES);
+	struct log_site *site = NULL;
+	struct timespec ts;
+	long before = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	pthread_mutex_lock(&log_sites_lock);
+	for (size_t i = 0; i < LOG_SITE_PROBE; i++) {
+		struct log_site *s = &log_sites[(h + i) % LOG_SITES];
+
+		if (s->fmt == fmt || !s->fmt) {
+			site = s;
+			break;
+		}
+	}
+	if (site) {
+		if (!site->fmt || ts.tv_sec - site->window >= LOG_SITE_WINDOW_S) {
+			site->fmt = fmt;
+			site->window = ts.tv_sec;
+			site->shown = 0;
+		}
+		if (site->shown >= LOG_SITE_BURST) {
+			site->dropped++;
+			before = -1;
+		} else {
+			site->shown++;
+			before = site->dropped;
+			site->dropped = 0;
+		}
+	}
+	pthread_mutex_unlock(&log_sites_lock);
+	return before;
+}
+
 void relay_coturn_log(TURN_LOG_LEVEL level, const char *format, va_list args)
 {
 	enum log_level lvl = map_level(level);
 	char buf[2048];
 	char *line, *next;
+	long dropped = 0;
 	va_list ap;
 	int n;
 
 	if (lvl > log_get_level())
+		return;
+	if (lvl != LOG_LVL_DEBUG && (dropped = log_site_admit(format)) < 0)
 		return;
 	va_copy(ap, args);
 	n = vsnprintf(buf, sizeof(buf), format, ap);
@@ -66,8 +129,14 @@ void relay_coturn_log(TURN_LOG_LEVEL level, const char *format, va_list args)
 		end = line + strlen(line);
 		while (end > line && isspace((unsigned char)end[-1]))
 			*--end = '\0';
-		if (*line)
+		if (!*line)
+			continue;
+		if (dropped > 0) {
+			log_msg(lvl, "relay", "%s (and %ld more like it not logged)", line, dropped);
+			dropped = 0;
+		} else {
 			log_msg(lvl, "relay", "%s", line);
+		}
 	}
 }
 

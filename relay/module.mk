@@ -9,8 +9,10 @@
 # Exports for the coordinator's link line:
 #   RELAY_OBJS  our relay/*.o
 #   RELAY_LIBS  libcoturn.a plus the system libraries it needs
-# Targets: test-turn (tests/turn/*.sh against $(BIN)/coordinator),
-#          relay-driver (tests/turn's standalone driver).
+#   RELAY_DEPS  what to list as prerequisites (RELAY_OBJS and the archive)
+# Targets: test-turn (the parser's unit test, then tests/turn/t-*.sh
+#          against $(BIN)/coordinator), test-turn-unit, relay-driver
+#          (tests/turn's standalone driver, for debugging relay/).
 
 COTURN_VERSION := 4.6.1
 COTURN_TARBALL := third_party/coturn_$(COTURN_VERSION).orig.tar.gz
@@ -54,10 +56,10 @@ COTURN_INCDIRS := $(COTURN_SRC)/src $(COTURN_SRC)/src/apps/common \
 # SIGUSR2 libevent signal event into an inert event (see the header).
 # TURN_LOG_FUNC_IMPL is coturn's own hook for its log sink
 # (ns_turn_utils.c): every coturn log line goes to relay_coturn_log().
-COTURN_DEFS := -D_GNU_SOURCE -DTURN_NO_SQLITE -DTURN_NO_PQ -DTURN_NO_MYSQL \
+COTURN_FEATURES := -DTURN_NO_SQLITE -DTURN_NO_PQ -DTURN_NO_MYSQL \
 	-DTURN_NO_MONGO -DTURN_NO_HIREDIS -DTURN_NO_PROMETHEUS \
-	-DTURN_NO_SYSTEMD -DTURN_NO_SCTP -DTURN_HAS_DAEMON \
-	-DINSTALL_PREFIX=/usr/local \
+	-DTURN_NO_SYSTEMD -DTURN_NO_SCTP -DTURN_HAS_DAEMON
+COTURN_DEFS := -D_GNU_SOURCE $(COTURN_FEATURES) -DINSTALL_PREFIX=/usr/local \
 	-DTURN_LOG_FUNC_IMPL=relay_coturn_log
 COTURN_CPPFLAGS := $(addprefix -I,$(COTURN_INCDIRS)) $(COTURN_DEFS) \
 	-include relay/coturn_prelude.h
@@ -76,18 +78,31 @@ COTURN_SANFLAGS ?=
 endif
 COTURN_CFLAGS := -O2 -g -std=gnu11 -w -fno-strict-aliasing -MMD -MP $(COTURN_SANFLAGS)
 
-$(COTURN_STAMP): $(COTURN_TARBALL)
-	$(call say,TAR,$<)
-	$(Q)if [ ! -s $< ]; then echo "relay: $< is missing (run: make deps)" >&2; exit 1; fi
+# $(wildcard): without the tarball the recipe still runs and says what to do.
+$(COTURN_STAMP): $(wildcard $(COTURN_TARBALL))
+	$(call say,TAR,$(COTURN_TARBALL))
+	$(Q)if [ ! -s $(COTURN_TARBALL) ]; then \
+		echo "relay: $(COTURN_TARBALL) is missing (run: make deps)" >&2; exit 1; fi
 	$(Q)rm -rf $(COTURN_SRC) && mkdir -p $(COTURN_SRC)
-	$(Q)tar -xzf $< -C $(COTURN_SRC) --strip-components=1
+	$(Q)tar -xzf $(COTURN_TARBALL) -C $(COTURN_SRC) --strip-components=1
 	$(Q)test -f $(COTURN_SRC)/src/apps/relay/mainrelay.c
 	$(Q)touch $@
+
+# A change of compiler or flags (SAN=1 vs not, COTURN_SANFLAGS=...) must
+# rebuild coturn: the stamp's content is the command line, rewritten only
+# when it differs.
+COTURN_FLAGS_STAMP := $(COTURN_OBJDIR)/flags
+COTURN_FLAGS_NOW = $(CC) $(COTURN_CPPFLAGS) $(COTURN_CFLAGS)
+$(COTURN_FLAGS_STAMP): relay-flags-check
+	@mkdir -p $(dir $@)
+	@echo '$(COTURN_FLAGS_NOW)' | cmp -s - $@ || echo '$(COTURN_FLAGS_NOW)' >$@
+.PHONY: relay-flags-check
+relay-flags-check:
 
 # The upstream file names main() as coturn_main() so it can run on a thread.
 $(COTURN_OBJDIR)/src/apps/relay/mainrelay.o: COTURN_EXTRA := -Dmain=coturn_main
 
-$(COTURN_OBJS): $(COTURN_OBJDIR)/%.o: $(COTURN_STAMP) relay/coturn_prelude.h
+$(COTURN_OBJS): $(COTURN_OBJDIR)/%.o: $(COTURN_STAMP) $(COTURN_FLAGS_STAMP) relay/coturn_prelude.h
 	$(call say,CC,coturn/$*.c)
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(CC) $(COTURN_CPPFLAGS) $(COTURN_EXTRA) $(COTURN_CFLAGS) -c -o $@ $(COTURN_SRC)/$*.c
@@ -107,14 +122,10 @@ RELAY_LIBS := $(COTURN_LIB) -levent_openssl -levent_pthreads -levent \
 # What a program linking the relay depends on (use as prerequisites).
 RELAY_DEPS := $(RELAY_OBJS) $(COTURN_LIB)
 
+# Same feature switches as the library, so the structures agree.
 $(BUILD)/relay/coturn_glue.o: CPPFLAGS += $(addprefix -isystem ,$(COTURN_INCDIRS)) \
-	-D_GNU_SOURCE -DTURN_NO_SQLITE -DTURN_NO_PQ -DTURN_NO_MYSQL -DTURN_NO_MONGO \
-	-DTURN_NO_HIREDIS -DTURN_NO_PROMETHEUS -DTURN_NO_SYSTEMD -DTURN_NO_SCTP
+	$(COTURN_FEATURES)
 $(BUILD)/relay/coturn_glue.o: $(COTURN_STAMP)
-
-# The coordinator links $(RELAY_OBJS) $(RELAY_LIBS); the archive must exist
-# first, so every relay object pulls it in.
-$(RELAY_OBJS): | $(COTURN_LIB)
 
 # tests/turn: a standalone driver (relay_start without the coordinator)
 # and the STUN parser's unit test.
@@ -140,10 +151,9 @@ relay-driver: $(RELAY_DRIVER)
 test-turn-unit: $(STUN_PROBE_TEST)
 	$(Q)$(STUN_PROBE_TEST)
 
-# Each script also runs alone: tests/turn/10-stun-binding.sh etc. They
-# start $(BIN)/coordinator on loopback ports 17000-17999.
-test-turn: $(BIN)/coordinator $(STUN_PROBE_TEST)
+# tests/turn/t-*.sh start $(BIN)/coordinator on 127.0.0.1 ports
+# 17600-17999 and drive Debian's turnutils_* clients; each also runs
+# alone (bash tests/turn/t-20-relay-udp.sh), BIN=build/san/bin for SAN=1.
+test-turn: $(BIN)/coordinator $(BIN)/meshreq $(STUN_PROBE_TEST)
 	$(Q)$(STUN_PROBE_TEST)
 	$(Q)BIN=$(BIN) bash tests/turn/run.sh
-
-# $(BUILD)/coturn-src lives under build/, which `make clean` removes.

@@ -290,13 +290,17 @@ static int port_check(int family, const uint8_t ip[16], uint16_t port, int type,
 	}
 	fd = socket(family, type | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
-		snprintf(err, errlen, "socket: %s", strerror(errno));
-		return errno;
+		rc = errno;
+		snprintf(err, errlen, "socket: %s", strerror(rc));
+		return rc;
 	}
 	/* coturn sets SO_REUSEADDR on TCP listeners: do the same so a
-	 * TIME_WAIT leftover is not taken for a conflict. */
-	if (type == SOCK_STREAM &&
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0) {
+	 * TIME_WAIT leftover is not taken for a conflict. IPv6 sockets are
+	 * checked for IPv6 alone (coturn binds each family apart). */
+	if ((type == SOCK_STREAM &&
+	     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0) ||
+	    (family == AF_INET6 &&
+	     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0)) {
 		rc = errno;
 		snprintf(err, errlen, "setsockopt: %s", strerror(rc));
 	} else if (bind(fd, (struct sockaddr *)&ss, sl) != 0) {
@@ -307,6 +311,37 @@ static int port_check(int family, const uint8_t ip[16], uint16_t port, int type,
 	}
 	close(fd);
 	return rc;
+}
+
+/* The STUN (UDP, TCP) and TLS (TCP) ports on the listen address. With a
+ * wildcard listen address coturn binds every local address of both
+ * families, so both wildcards are checked (IPv6 only where the host has
+ * it). coturn itself would retry a taken port forever, never ready. */
+static int ports_check(const struct relay_config *cfg, int lfam, const uint8_t lip[16],
+		       char *err, size_t errlen)
+{
+	static const uint8_t any[16];
+	int fams[2] = { lfam, 0 };
+	int rc;
+
+	if (is_unspecified(lfam, lip)) {
+		fams[0] = AF_INET;
+		fams[1] = AF_INET6;
+	}
+	for (int i = 0; i < 2 && fams[i]; i++) {
+		const uint8_t *ip = is_unspecified(lfam, lip) ? any : lip;
+
+		if ((rc = port_check(fams[i], ip, cfg->stun_port, SOCK_DGRAM, err, errlen)) != 0 ||
+		    (rc = port_check(fams[i], ip, cfg->stun_port, SOCK_STREAM, err, errlen)) != 0 ||
+		    (cfg->tls_port &&
+		     (rc = port_check(fams[i], ip, cfg->tls_port, SOCK_STREAM, err, errlen)) != 0)) {
+			/* No IPv6 on this host: nothing for coturn to bind. */
+			if (i == 1 && (rc == EAFNOSUPPORT || rc == EADDRNOTAVAIL))
+				return 0;
+			return rc;
+		}
+	}
+	return 0;
 }
 
 /* A private directory for the generated pair and coturn's pid file. */
@@ -552,16 +587,15 @@ int relay_start(const struct relay_config *cfg, char *err, size_t errlen)
 	}
 
 	/* Free ports, before anything is written. */
-	if ((rc = port_check(lfam, lip, cfg->stun_port, SOCK_DGRAM, err, errlen)) != 0 ||
-	    (rc = port_check(lfam, lip, cfg->stun_port, SOCK_STREAM, err, errlen)) != 0 ||
-	    (cfg->tls_port &&
-	     (rc = port_check(lfam, lip, cfg->tls_port, SOCK_STREAM, err, errlen)) != 0))
+	rc = ports_check(cfg, lfam, lip, err, errlen);
+	if (rc)
 		goto fail;
 
 	/* OpenSSL must not free its state at exit under coturn's running
 	 * threads; this only takes effect if nothing initialised OpenSSL
 	 * before (otherwise the caller's choice stands). */
-	OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, NULL);
+	if (OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, NULL) != 1)
+		log_warn("relay", "OpenSSL initialisation failed; TLS may not work");
 	/* Locking for libevent before any coturn base exists, from this
 	 * thread rather than racing from coturn's. */
 	if (evthread_use_pthreads() != 0) {

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -150,6 +151,8 @@ out:
 int relay_cert_check(const char *cert, const char *key, char *err, size_t errlen)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	EVP_PKEY *pkey = NULL;
+	BIO *bio = NULL;
 	int rc = EINVAL;
 
 	if (!ctx) {
@@ -160,16 +163,21 @@ int relay_cert_check(const char *cert, const char *key, char *err, size_t errlen
 		ossl_reason(err, errlen, "TLS certificate file unusable");
 		goto out;
 	}
-	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
-		ossl_reason(err, errlen, "TLS key file unusable");
+	bio = BIO_new_file(key, "r");
+	if (bio)
+		pkey = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
+	if (!pkey) {
+		ossl_reason(err, errlen, "TLS key file unusable (PEM, no passphrase)");
 		goto out;
 	}
-	if (SSL_CTX_check_private_key(ctx) != 1) {
+	if (SSL_CTX_use_PrivateKey(ctx, pkey) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
 		ossl_reason(err, errlen, "TLS key does not match the certificate");
 		goto out;
 	}
 	rc = 0;
 out:
+	EVP_PKEY_free(pkey);
+	BIO_free(bio);
 	SSL_CTX_free(ctx);
 	return rc;
 }

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <time.h>
@@ -33,12 +34,15 @@
 #include "signaling/replay.h"
 #include "signaling/wire.h"
 
-/* Headers are small in this protocol. Bodies above the publish limit are
- * still read up to MAX_READ_BODY so the answer is our JSON 413; beyond it
- * libevent refuses the request itself (413 with its own HTML body) before
- * reading it, which bounds each connection's memory. */
-#define MAX_HEADERS_SIZE 8192
-#define MAX_READ_BODY (2 * PUBLISH_BODY_MAX)
+/* Requests above the API's limits (8 KiB of headers, a 64 KiB body) are
+ * still read, up to these bounds, so that the answer is the API's JSON
+ * error; beyond them libevent refuses the request itself, before reading
+ * it, with its own HTML body. Memory stays bounded by MAX_INFLIGHT_BYTES
+ * across all connections (http_guard), not by these per-request sizes. */
+#define API_HEADERS_MAX 8192
+#define MAX_HEADERS_SIZE (64 * 1024)
+#define MAX_READ_BODY (2 * 1024 * 1024)
+#define MAX_INFLIGHT_BYTES (64u * 1024 * 1024)
 /* libevent's own per-read timeout: a backstop above the longest poll. */
 #define HTTP_BACKSTOP_TIMEOUT_S (POLL_WAIT_MAX_S + 30)
 #define RETRY_AFTER_UNAVAILABLE_S 2
@@ -64,7 +68,8 @@ struct broker {
 	struct event *housekeeping;
 	struct worker *workers;
 	size_t nworkers;
-	size_t connections; /* open on all workers, for the shared bound (atomic) */
+	size_t connections;    /* open on all workers, for the shared bound (atomic) */
+	size_t inflight_bytes; /* of requests still arriving on all workers (atomic) */
 };
 
 enum call_state { CALL_RUNNING, CALL_WAITING, CALL_FETCHING, CALL_DONE };
@@ -762,6 +767,15 @@ static void request_cb(struct evhttp_request *req, void *arg)
 	http_guard_request_begin(c->w->guard, req);
 
 	const char *uri = evhttp_request_get_uri(req);
+	size_t head = strlen(uri);
+	struct evkeyval *kv;
+	TAILQ_FOREACH(kv, evhttp_request_get_input_headers(req), next)
+		head += strlen(kv->key) + strlen(kv->value) + 4;
+	if (head > API_HEADERS_MAX) {
+		metrics_refusal(&c->w->metrics, REF_BAD_REQUEST, "request head of %zu bytes", head);
+		reply_error(c, 400, "bad_request", "request line and headers exceed 8192 bytes");
+		return;
+	}
 	const char *qmark = strchr(uri, '?');
 	size_t path_len = qmark ? (size_t)(qmark - uri) : strlen(uri);
 	const char *query = qmark ? qmark + 1 : NULL;
@@ -855,6 +869,9 @@ static void guard_refusal(const char *reason, void *arg)
 	if (reason[0] == 'c')
 		metrics_refusal(&w->metrics, REF_CONNECTION_LIMIT, "%u connections open; accepting paused",
 				b->cfg.max_connections);
+	else if (reason[0] == 'o')
+		metrics_refusal(&w->metrics, REF_OVERLOADED, "over %u MiB of requests arriving at once; connection dropped",
+				MAX_INFLIGHT_BYTES >> 20);
 	else
 		metrics_refusal(&w->metrics, REF_SLOW_REQUEST, "request not complete within %u s; dropped",
 				b->cfg.request_timeout_s);
@@ -889,6 +906,8 @@ static int worker_init(struct broker *b, struct worker *w, struct event_base *ba
 	struct http_guard_config gc = {
 		.max_connections = b->cfg.max_connections,
 		.total = &b->connections,
+		.inflight = &b->inflight_bytes,
+		.max_inflight = MAX_INFLIGHT_BYTES,
 		.request_timeout_s = b->cfg.request_timeout_s,
 		.idle_timeout_s = b->cfg.idle_timeout_s,
 	};

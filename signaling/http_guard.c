@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/queue.h>
@@ -36,6 +37,7 @@ struct tracker {
 	struct bufferevent *bev; /* evhttp's; we hold one reference */
 	enum conn_state state;
 	struct timeval since;    /* when the state began */
+	size_t received;         /* bytes of the request now arriving */
 };
 
 struct http_guard {
@@ -44,6 +46,7 @@ struct http_guard {
 	LIST_HEAD(, tracker) conns;
 	size_t count;     /* this guard's connections */
 	size_t own_total; /* the shared total when nobody else shares it */
+	size_t own_inflight;
 	struct strmap *by_bev;
 	struct evconnlistener *listeners[MAX_LISTENERS];
 	size_t nlisteners;
@@ -73,12 +76,42 @@ static void set_paused(struct http_guard *g, bool paused)
 		g->refusal("connection_limit", g->refusal_arg);
 }
 
+static void drop_connection(struct tracker *t)
+{
+	evutil_socket_t sock = bufferevent_getfd(t->bev);
+	if (sock >= 0)
+		shutdown(sock, SHUT_RDWR);
+	t->state = CONN_CLOSING;
+}
+
+static void forget_received(struct tracker *t)
+{
+	if (t->received) {
+		__atomic_sub_fetch(t->guard->cfg.inflight, t->received, __ATOMIC_RELAXED);
+		t->received = 0;
+	}
+}
+
 static void input_added(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
 {
 	struct tracker *t = arg;
-	if (info->n_added && t->state == CONN_IDLE) {
+	struct http_guard *g = t->guard;
+	if (!info->n_added || t->state == CONN_CLOSING)
+		return;
+	if (t->state == CONN_IDLE) {
 		t->state = CONN_RECEIVING;
-		event_base_gettimeofday_cached(t->guard->base, &t->since);
+		event_base_gettimeofday_cached(g->base, &t->since);
+	}
+	if (t->state != CONN_RECEIVING)
+		return;
+	/* libevent holds a request's bytes until it is whole; all requests
+	 * arriving at once share one bound. */
+	t->received += info->n_added;
+	if (__atomic_add_fetch(g->cfg.inflight, info->n_added, __ATOMIC_RELAXED) > g->cfg.max_inflight) {
+		forget_received(t);
+		drop_connection(t);
+		if (g->refusal)
+			g->refusal("overloaded", g->refusal_arg);
 	}
 }
 
@@ -90,6 +123,7 @@ static void tracker_release(struct http_guard *g, struct tracker *t)
 	LIST_REMOVE(t, link);
 	__atomic_sub_fetch(&g->count, 1, __ATOMIC_RELAXED);
 	__atomic_sub_fetch(g->cfg.total, 1, __ATOMIC_RELAXED);
+	forget_received(t);
 	evbuffer_remove_cb(bufferevent_get_input(t->bev), input_added, t);
 	bufferevent_disable(t->bev, EV_READ | EV_WRITE);
 	bufferevent_decref(t->bev); /* the last reference: closes the socket */
@@ -142,6 +176,7 @@ void http_guard_request_begin(struct http_guard *g, struct evhttp_request *req)
 {
 	struct tracker *t = lookup(g, req);
 	if (t) {
+		forget_received(t);
 		t->state = CONN_SERVING;
 		event_base_gettimeofday_cached(g->base, &t->since);
 	}
@@ -178,10 +213,8 @@ static void sweep_cb(evutil_socket_t fd, short what, void *arg)
 			why = "idle";
 		if (!why)
 			continue;
-		evutil_socket_t sock = bufferevent_getfd(t->bev);
-		if (sock >= 0)
-			shutdown(sock, SHUT_RDWR);
-		t->state = CONN_CLOSING;
+		forget_received(t);
+		drop_connection(t);
 		if (g->refusal && why[0] == 's')
 			g->refusal(why, g->refusal_arg);
 	}
@@ -201,6 +234,10 @@ int http_guard_new(struct http_guard **out, struct event_base *base, struct evht
 		g->cfg.max_connections = 1;
 	if (!g->cfg.total)
 		g->cfg.total = &g->own_total;
+	if (!g->cfg.inflight)
+		g->cfg.inflight = &g->own_inflight;
+	if (!g->cfg.max_inflight)
+		g->cfg.max_inflight = SIZE_MAX;
 	g->refusal = refusal;
 	g->refusal_arg = arg;
 	LIST_INIT(&g->conns);

@@ -18,10 +18,13 @@ struct http_guard_config {
 	size_t *total;              /* open connections of all guards sharing the bound (atomic) */
 	unsigned request_timeout_s; /* first byte to complete request */
 	unsigned idle_timeout_s;    /* between requests on a kept-alive connection */
+	size_t *inflight;           /* bytes of requests still arriving, all guards (atomic) */
+	size_t max_inflight;        /* above it the connection adding more is dropped */
 };
 
-/* reason: "connection_limit", "slow_request" or "idle"; called once per
- * event, the caller rate-limits its logs. */
+/* reason: "connection_limit", "slow_request" or "overloaded" (the
+ * in-flight bytes bound); called once per event, the caller rate-limits
+ * its logs. */
 typedef void (*http_guard_refusal_fn)(const char *reason, void *arg);
 
 int http_guard_new(struct http_guard **out, struct event_base *base, struct evhttp *http,

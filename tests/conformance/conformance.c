@@ -632,6 +632,71 @@ static size_t count_from(json_t *arr, const char *from)
 	return n;
 }
 
+/* Publishes n messages at once: every request is sent before any answer
+ * is read, each on its own connection. status[i] is the answer's status
+ * (-1: connection failure); current[i] the "current" of a 409 (or -1);
+ * code[i] the error code of a non-2xx answer. */
+#define PAR_MAX 64
+struct par_result {
+	int status;
+	int64_t current;
+	char code[32];
+	char id[128]; /* of a 202 */
+};
+
+static void par_publish(size_t n, const char *const *from, const char *to,
+			const int64_t *epoch, struct par_result *res)
+{
+	struct http_conn c[PAR_MAX];
+	char *bodies[PAR_MAX];
+	size_t i;
+
+	for (i = 0; i < n && i < PAR_MAX; i++) {
+		char pl[32], why[WHY], err[512];
+		struct prepared pp;
+		json_t *o;
+
+		snprintf(pl, sizeof(pl), "par-%zu", i);
+		o = msg_obj(from[i], to, epoch[i], "offer", pl);
+		bodies[i] = dump(o);
+		json_decref(o);
+		res[i].status = -1;
+		res[i].current = -1;
+		res[i].code[0] = 0;
+		res[i].id[0] = 0;
+		c[i].fd = -1;
+		{
+			struct req r = { .method = "POST", .path = "/v1/publish", .as = from[i],
+					 .body = bodies[i], .body_len = strlen(bodies[i]) };
+
+			if (prepare(&r, &pp, why, sizeof(why)) ||
+			    http_send(&pp.rq, &c[i], err, sizeof(err)))
+				c[i].fd = -1;
+		}
+	}
+	for (i = 0; i < n && i < PAR_MAX; i++) {
+		struct http_resp rs;
+		char err[512];
+		json_t *j;
+
+		if (c[i].fd >= 0 && http_recv(&c[i], &rs, err, sizeof(err)) == 0) {
+			res[i].status = rs.status;
+			j = json_loadb(rs.body, rs.body_len, 0, NULL);
+			if (json_is_integer(json_object_get(j, "current")))
+				res[i].current = json_integer_value(json_object_get(j, "current"));
+			if (json_is_string(json_object_get(j, "error")))
+				snprintf(res[i].code, sizeof(res[i].code), "%s",
+					 json_string_value(json_object_get(j, "error")));
+			if (json_is_string(json_object_get(j, "id")))
+				snprintf(res[i].id, sizeof(res[i].id), "%s",
+					 json_string_value(json_object_get(j, "id")));
+			json_decref(j);
+			http_resp_free(&rs);
+		}
+		free(bodies[i]);
+	}
+}
+
 /* ---- groups ------------------------------------------------------- */
 
 static bool wait_ready(void)
@@ -787,7 +852,6 @@ static void g_metrics(void)
 	char why[WHY], ct[128] = "(none)", a[PEER_ID_MAX + 1], b[PEER_ID_MAX + 1];
 	size_t nb, na, nfam, ntype, i, k;
 	bool changed = false;
-	struct polled p;
 
 	if (send_req(&r, &rs, why, sizeof(why))) {
 		report("metrics.200_without_auth", false, why);
@@ -824,7 +888,6 @@ static void g_metrics(void)
 		free(body);
 		json_decref(o);
 	}
-	(void)p;
 	if (send_req(&r, &rs, why, sizeof(why))) {
 		report("metrics.counter_changes", false, why);
 		return;
@@ -860,7 +923,6 @@ static void g_auth(void)
 	char nonce[NONCE_HEX_LEN + 1], sig[SIG_HEX_LEN + 1], ts[32], hv[1024];
 	char path[HTTPC_PATH_MAX + 64], why[WHY], tmp[256], longpeer[80];
 	const char *pq = "/v1/poll?wait=0";
-	struct http_resp rs;
 	struct polled p;
 	int64_t now;
 	size_t i;
@@ -1204,7 +1266,6 @@ static void g_auth(void)
 			report("auth.bad_sig_publish_not_queued", false, why);
 		}
 	}
-	(void)rs;
 }
 
 /* Publish one JSON text; expect status/code. */
@@ -1539,18 +1600,29 @@ static void g_publish(void)
 			char w2[WHY];
 			json_t *j;
 
+			json_t *oc = msg_obj(A, B, E, "offer", "chunked");
+			char *bc = dump(oc);
+
 			expect_err("publish.chunked_body_65537_bytes_too_large", &r, 413,
 				   "too_large");
-			r.body = body;
-			r.body_len = base_len;
+			r.body = bc;
+			r.body_len = strlen(bc);
 			j = want_json(&r, 202, NULL, w2, sizeof(w2));
 			report("publish.chunked_body_accepted", j != NULL, w2);
 			accepted_b += j != NULL;
 			json_decref(j);
+			free(bc);
+			json_decref(oc);
 		}
 		pad[BODY_MAX] = ' ';
 		pad[1024 * 1024 - 1] = '}';
 		pub_expect("publish.body_1mib_too_large", A, pad, 1024 * 1024, NULL, 413, "too_large");
+		{
+			struct req r = { .method = "POST", .path = "/v1/publish", .as = A,
+					 .body = pad, .body_len = 1024 * 1024, .chunked = true };
+
+			expect_err("publish.chunked_body_1mib_too_large", &r, 413, "too_large");
+		}
 		free(body);
 		json_decref(o);
 		free(pad);
@@ -1571,6 +1643,77 @@ static void g_publish(void)
 			report("publish.refused_requests_queued_nothing", false, why);
 		}
 	}
+	/* Rule 3 queues every accepted publish: the same message sent twice
+	 * (a client repeating an ICE candidate) is two messages. */
+	{
+		char X[PEER_ID_MAX + 1], Y[PEER_ID_MAX + 1], i1[256] = "", i2[256] = "";
+		json_t *all;
+		bool a1, a2;
+
+		fresh_peer(X);
+		fresh_peer(Y);
+		a1 = publish_ok(X, Y, 3, "candidate", "same candidate", i1, sizeof(i1), why,
+				sizeof(why));
+		a2 = a1 && publish_ok(X, Y, 3, "candidate", "same candidate", i2, sizeof(i2), why,
+				      sizeof(why));
+		all = (a1 && a2) ? drain(Y, why, sizeof(why)) : NULL;
+		if (all)
+			reportf("publish.identical_message_twice_queued_twice",
+				strcmp(i1, i2) != 0 && json_array_size(all) == 2,
+				"ids \"%s\" and \"%s\", %zu queued (want 2 distinct ids, 2 queued)", i1,
+				i2, json_array_size(all));
+		else
+			report("publish.identical_message_twice_queued_twice", false, why);
+		json_decref(all);
+		/* ... and once more after the recipient acknowledged them: a 202
+		 * must mean queued, never "already seen". */
+		if (publish_ok(X, Y, 3, "candidate", "same candidate", i2, sizeof(i2), why,
+			       sizeof(why)) &&
+		    (all = drain(Y, why, sizeof(why)))) {
+			reportf("publish.identical_message_after_ack_queued_again",
+				json_array_size(all) == 1,
+				"202 with id \"%s\" but %zu queued (want 1)", i2, json_array_size(all));
+			json_decref(all);
+		} else {
+			report("publish.identical_message_after_ack_queued_again", false, why);
+		}
+	}
+
+	/* Publishes at once (from several senders, through both coordinators
+	 * when --url2 is given) get distinct ids and all stay queued. */
+	{
+		enum { NPAR = 48, NS = 4 };
+		char S[NS][PEER_ID_MAX + 1], R[PEER_ID_MAX + 1];
+		const char *from[NPAR];
+		int64_t ep[NPAR];
+		struct par_result res[NPAR];
+		size_t k, m, acc = 0, dup = 0;
+		json_t *all;
+
+		fresh_peer(R);
+		for (k = 0; k < NS; k++)
+			fresh_peer(S[k]);
+		for (k = 0; k < NPAR; k++) {
+			from[k] = S[k % NS];
+			ep[k] = 1;
+		}
+		par_publish(NPAR, from, R, ep, res);
+		for (k = 0; k < NPAR; k++) {
+			if (res[k].status != 202)
+				continue;
+			acc++;
+			for (m = 0; m < k; m++)
+				if (res[m].status == 202 && strcmp(res[m].id, res[k].id) == 0)
+					dup++;
+		}
+		all = drain(R, why, sizeof(why));
+		reportf("publish.concurrent_ids_distinct_and_all_queued",
+			acc == NPAR && dup == 0 && all && json_array_size(all) == NPAR,
+			"%zu of %d accepted, %zu duplicate ids, %zu queued", acc, NPAR, dup,
+			all ? json_array_size(all) : 0);
+		json_decref(all);
+	}
+
 	/* The largest epoch is accepted. */
 	ok = publish_ok(A, C, EPOCH_MAX, "offer", "max epoch", NULL, 0, why, sizeof(why));
 	report("publish.epoch_2pow53_minus_1_accepted", ok, why);
@@ -1728,7 +1871,62 @@ static void g_epoch(void)
 		free(body);
 		json_decref(o);
 	}
+
+	/* Rules 1-3 are atomic per pair: 24 epochs published at once, in
+	 * shuffled order. Whatever the interleaving, the highest epoch is
+	 * accepted, every 409 names a current above its epoch, and only
+	 * messages of the highest epoch stay queued. */
+	{
+		enum { NPAR = 24 };
+		const char *from[NPAR];
+		int64_t ep[NPAR];
+		struct par_result res[NPAR];
+		char X[PEER_ID_MAX + 1], Y[PEER_ID_MAX + 1];
+		size_t i, acc = 0, stale = 0, other = 0;
+		bool top_ok = false, cur_ok = true;
+		json_t *all;
+
+		fresh_peer(X);
+		fresh_peer(Y);
+		for (i = 0; i < NPAR; i++) {
+			from[i] = X;
+			ep[i] = 100 + (int64_t)((i * 7) % NPAR); /* a permutation of 100..123 */
+		}
+		par_publish(NPAR, from, Y, ep, res);
+		for (i = 0; i < NPAR; i++) {
+			if (res[i].status == 202) {
+				acc++;
+				if (ep[i] == 100 + NPAR - 1)
+					top_ok = true;
+			} else if (res[i].status == 409 && strcmp(res[i].code, "stale_epoch") == 0) {
+				stale++;
+				if (res[i].current <= ep[i])
+					cur_ok = false;
+			} else {
+				other++;
+			}
+		}
+		reportf("epoch.concurrent_publishes_answers", top_ok && cur_ok && other == 0,
+			"%zu accepted, %zu stale, %zu other; highest epoch %s; 409 currents %s", acc,
+			stale, other, top_ok ? "accepted" : "NOT accepted",
+			cur_ok ? "consistent" : "not above the refused epoch");
+		all = drain(Y, why, sizeof(why));
+		if (all) {
+			size_t n = json_array_size(all);
+			bool only_top = n >= 1;
+
+			for (i = 0; i < n; i++)
+				if (mint(json_array_get(all, i), "epoch") != 100 + NPAR - 1)
+					only_top = false;
+			reportf("epoch.concurrent_publishes_leave_only_highest", only_top,
+				"%zu messages queued; want only epoch %d ones", n, 100 + NPAR - 1);
+			json_decref(all);
+		} else {
+			report("epoch.concurrent_publishes_leave_only_highest", false, why);
+		}
+	}
 }
+
 
 /* Payload fidelity, odd cursors, the largest answer. */
 static void g_poll_more(const char *A, const char *C)
@@ -2359,6 +2557,50 @@ static void g_mailbox(void)
 			report("mailbox.full_higher_epoch_purged_count", false, why);
 		}
 	}
+
+	/* The cap holds under concurrency: 1000 queued, then 48 publishes at
+	 * once from 8 senders: exactly 24 fit, the rest are mailbox_full. */
+	{
+		enum { NPAR = 48, PRE = MAILBOX_MAX - 24 };
+		char R3[PEER_ID_MAX + 1];
+		const char *from[NPAR];
+		int64_t ep[NPAR];
+		struct par_result res[NPAR];
+		size_t acc = 0, full = 0, other = 0;
+		json_t *all;
+
+		fresh_peer(R3);
+		ok = true;
+		for (i = 0; i < PRE && ok; i++) {
+			snprintf(pl, sizeof(pl), "%zu", i);
+			ok = publish_ok(S[i % NSEND], R3, 1, "offer", pl, NULL, 0, why, sizeof(why));
+		}
+		if (!ok) {
+			reportf("mailbox.cap_holds_under_concurrency", false, "prefill #%zu: %s", i, why);
+			return;
+		}
+		for (i = 0; i < NPAR; i++) {
+			from[i] = S[i % NSEND];
+			ep[i] = 1;
+		}
+		par_publish(NPAR, from, R3, ep, res);
+		for (i = 0; i < NPAR; i++) {
+			if (res[i].status == 202)
+				acc++;
+			else if (res[i].status == 429 && strcmp(res[i].code, "mailbox_full") == 0)
+				full++;
+			else
+				other++;
+		}
+		all = drain(R3, why, sizeof(why));
+		reportf("mailbox.cap_holds_under_concurrency",
+			acc == MAILBOX_MAX - PRE && full == NPAR - acc && other == 0 && all &&
+			json_array_size(all) == MAILBOX_MAX,
+			"%zu accepted (want %d), %zu mailbox_full, %zu other; %zu queued (want %d)",
+			acc, MAILBOX_MAX - PRE, full, other, all ? json_array_size(all) : 0,
+			MAILBOX_MAX);
+		json_decref(all);
+	}
 }
 
 static void g_ttl(void)
@@ -2535,6 +2777,31 @@ static void g_errors(void)
 	char P[PEER_ID_MAX + 1];
 
 	fresh_peer(P);
+	/* "Every error answer is {"error","message"}", also when the request
+	 * head is refused as too large (400 or 431 both fit). */
+	{
+		static char big[16 * 1024 + 16];
+		const struct http_url *base = next_base();
+		const char *hdrs[1] = { big };
+		struct http_req rq = { .method = "GET", .host = base->host, .port = base->port,
+				       .headers = hdrs, .nheaders = 1, .timeout_ms = DEFAULT_TIMEOUT_MS };
+		char path[HTTPC_PATH_MAX + 16], why[WHY], err[512];
+		struct http_resp rs;
+
+		snprintf(path, sizeof(path), "%s/v1/health", base->prefix);
+		rq.path_query = path;
+		memcpy(big, "X-Padding: ", 11);
+		memset(big + 11, 'a', 16 * 1024);
+		big[11 + 16 * 1024] = 0;
+		if (http_do(&rq, &rs, err, sizeof(err)) == 0) {
+			bool ok = is_error(&rs, rs.status == 431 ? 431 : 400, NULL, why, sizeof(why));
+
+			report("errors.oversized_request_head_json_error", ok, why);
+			http_resp_free(&rs);
+		} else {
+			reportf("errors.oversized_request_head_json_error", false, "%s", err);
+		}
+	}
 	{
 		struct req r = { .method = "GET", .path = "/v1/nope", .as = P };
 

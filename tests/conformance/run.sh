@@ -108,6 +108,18 @@ start() {
 	return 1
 }
 
+# sanitizer_clean NAME: fails when a sanitizer reported anything in the
+# coordinator's log (SAN=1 builds: ASan, UBSan, LeakSanitizer at exit).
+sanitizer_clean() {
+	if grep -Eq 'ERROR: (Address|Leak)Sanitizer|runtime error:|SUMMARY: (Address|Undefined|Leak)' \
+		"$TMP/$1.log"; then
+		echo "not ok - sanitizer report in coordinator $1's log:"
+		grep -E -A 25 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$TMP/$1.log" | head -n 60
+		return 1
+	fi
+	return 0
+}
+
 showlog() {
 	local f
 	for f in "$@"; do
@@ -126,6 +138,7 @@ if start main "$(pick_block)" /v1/ready --message-ttl "$TTL"; then
 		showlog main
 	fi
 	stop "$PID"
+	sanitizer_clean main || rc=1
 else
 	rc=1
 fi
@@ -137,6 +150,7 @@ if start ratelimit "$(pick_block)" /v1/ready --publish-rate 5 --publish-burst 5;
 		showlog ratelimit
 	fi
 	stop "$PID"
+	sanitizer_clean ratelimit || rc=1
 else
 	rc=1
 fi
@@ -149,6 +163,7 @@ if start notready "$b" /v1/health --redis "redis://127.0.0.1:$((b + 4))"; then
 		showlog notready
 	fi
 	stop "$PID"
+	sanitizer_clean notready || rc=1
 else
 	rc=1
 fi

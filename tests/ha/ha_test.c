@@ -810,7 +810,7 @@ static bool t_diff(void)
 		rand_id(peers[i], sizeof(peers[i]), "d");
 	char cur_r[4][MSG_ID_MAX] = { { 0 } }, cur_m[4][MSG_ID_MAX] = { { 0 } };
 	bool good = true;
-	int ops = 1500;
+	int ops = 4000;
 	for (int i = 0; i < ops && good; i++) {
 		int op = (int)(random() % 10);
 		int from = (int)(random() % 4), to = (int)(random() % 4);
@@ -1062,7 +1062,8 @@ int main(int argc, char **argv)
 		default:
 			fprintf(stderr, "usage: ha-test [--redis URL] [--sentinel H:P,...] "
 					"[--secret-file F] [--only T,...] [-v]\n"
-					"       ha-test derive SECRET_FILE INFO\n");
+					"       ha-test derive SECRET_FILE INFO\n"
+					"       ha-test script publish|fetch|sweep|registry\n");
 			return 2;
 		}
 	}
@@ -1074,6 +1075,15 @@ int main(int argc, char **argv)
 		}
 		printf("%s\n", pw);
 		return 0;
+	}
+	if (optind + 2 == argc && !strcmp(argv[optind], "script")) {
+		for (int i = 0; i < HA_SCRIPT_COUNT; i++)
+			if (!strcmp(ha_script(i)->name, argv[optind + 1])) {
+				fputs(ha_script(i)->body, stdout);
+				return 0;
+			}
+		fprintf(stderr, "ha-test: no script %s\n", argv[optind + 1]);
+		return 2;
 	}
 	srandom((unsigned)time(NULL) ^ (unsigned)getpid());
 	B = event_base_new();

@@ -162,11 +162,9 @@ int main(int argc, char **argv)
 			last = n;
 		}
 	}
-	/* coturn has no orderly shutdown; see docs/relay.md. */
-	fflush(stdout);
-	if (getenv("RELAY_DRIVER_EXIT"))
-		exit(0);
-	_exit(0);
+	/* coturn has no orderly shutdown (docs/relay.md): exit with its
+	 * threads still running, like the coordinator does. */
+	return 0;
 bad:
 	fprintf(stderr, "relay_driver: bad option value: %s\n", optarg ? optarg : "(none)");
 	usage();
