@@ -30,6 +30,12 @@ static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
 	return rc;
 }
 
+/* libre's mem_realloc() refuses NULL; start with mem_alloc(). */
+static uint8_t *buf_grow(uint8_t *p, size_t n)
+{
+	return p ? mem_realloc(p, n) : mem_alloc(n, NULL);
+}
+
 /* --- Streams --------------------------------------------------------- */
 
 static void stream_destructor(void *arg)
@@ -118,7 +124,7 @@ int fwd_buf_append(struct fwd_stream *st, const uint8_t *p, size_t n,
 				cap *= 2;
 			if (cap > max)
 				cap = max;
-			nb = mem_realloc(st->rx, cap);
+			nb = buf_grow(st->rx, cap);
 			if (!nb)
 				return ENOMEM;
 			st->rx = nb;
@@ -156,7 +162,7 @@ int fwd_tx_put(struct fwd_stream *st, const uint8_t *p, size_t n)
 	st->txoff = 0;
 	need = st->txlen + n;
 	if (need > st->txcap) {
-		uint8_t *nb = mem_realloc(st->tx, need);
+		uint8_t *nb = buf_grow(st->tx, need);
 
 		if (!nb)
 			return ENOMEM;

@@ -31,9 +31,13 @@ enum {
 	FWD_STREAM_RXBUF_MAX = 16 * 1024 * 1024,
 	FWD_PEER_RXBUF_MAX = 64 * 1024 * 1024,
 	FWD_RXBUF_KEEP = 256 * 1024,  /* an emptied buffer above this is freed */
-	/* Read buffer: room for a UDP-stream header in front of the largest
-	 * datagram, one byte more to notice an oversized one. */
-	FWD_SCRATCH = FWD_HDR_LEN + FWD_UDP_LEN_LEN + FWD_UDP_MAX + 1,
+	/* Read buffer shared by all sockets: one TCP chunk, or the largest
+	 * datagram with room for a UDP-stream header in front and one byte
+	 * more to notice an oversized one. */
+	FWD_SCRATCH_UDP = FWD_HDR_LEN + FWD_UDP_LEN_LEN + FWD_UDP_MAX + 1,
+	FWD_SCRATCH = FWD_CHUNK > FWD_SCRATCH_UDP ? FWD_CHUNK : FWD_SCRATCH_UDP,
+	FWD_UDP_SOCKBUF = 1024 * 1024, /* asked for; the kernel caps it at
+					* net.core.[rw]mem_max */
 };
 
 struct forward;

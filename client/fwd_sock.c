@@ -27,6 +27,9 @@ int fwd_sock_udp(const struct sockaddr_in *bind_to, int *fdp)
 	fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return errno;
+	/* Room for bursts of large datagrams between two loop turns. */
+	(void)set_int(fd, SOL_SOCKET, SO_RCVBUF, FWD_UDP_SOCKBUF);
+	(void)set_int(fd, SOL_SOCKET, SO_SNDBUF, FWD_UDP_SOCKBUF);
 	/* No SO_REUSEADDR: nobody else may share the port and take traffic. */
 	if (bind(fd, (const struct sockaddr *)bind_to, sizeof(*bind_to)) != 0) {
 		err = errno;

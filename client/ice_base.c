@@ -135,7 +135,7 @@ static const struct ice_base_ops host_ops = {
 	.shutdown = host_shutdown,
 };
 
-static void udp_recv_h(const struct sa *src, struct mbuf *mb, void *arg)
+static void base_udp_recv(const struct sa *src, struct mbuf *mb, void *arg)
 {
 	ice_base_recv(arg, src, mb);
 }
@@ -151,7 +151,7 @@ int ice_base_host_alloc(struct ice_base **bp, struct ice_session *s,
 	if (!b)
 		return ENOMEM;
 	sa_set_port(&local, 0);
-	err = udp_listen(&b->us, &local, udp_recv_h, b);
+	err = udp_listen(&b->us, &local, base_udp_recv, b);
 	if (err)
 		goto out;
 	/* QUIC bursts: a larger socket buffer keeps the kernel from dropping
@@ -282,7 +282,7 @@ int ice_base_relay_udp_alloc(struct ice_base **bp, struct ice_session *s,
 	if (!b)
 		return ENOMEM;
 	sa_init(&local, sa_af(&srv->addr));
-	err = udp_listen(&b->us, &local, udp_recv_h, b);
+	err = udp_listen(&b->us, &local, base_udp_recv, b);
 	if (err)
 		goto out;
 	(void)udp_sockbuf_set(b->us, 4 * 1024 * 1024);

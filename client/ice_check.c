@@ -33,9 +33,10 @@ enum {
 	ICE_CONSENT_RTO_MS = 500,
 	ICE_CONSENT_MAX_TX = 4,
 	ICE_CONSENT_MAX_OUTSTANDING = 2,
+	ICE_FIRST_CONSENT_MS = 250,
 	/* Once a direct pair succeeded, higher-priority direct pairs still
 	 * running get this long before the best valid one is nominated. */
-	ICE_DIRECT_SETTLE_MS = 200,
+	ICE_DIRECT_SETTLE_MS = 100,
 };
 
 static void pace_kick(struct ice_session *s);
@@ -309,6 +310,7 @@ static struct ice_txn *txn_start(struct ice_pair *p, bool use_cand,
 	t->pair = mem_ref(p);
 	t->use_cand = use_cand;
 	t->consent = consent;
+	t->controlling = s->controlling;
 	t->max_tx = consent ? ICE_CONSENT_MAX_TX : ICE_CHECK_MAX_TX;
 	t->rto = consent ? ICE_CONSENT_RTO_MS : check_rto(s);
 	rand_bytes(t->tid, sizeof(t->tid));
@@ -482,9 +484,11 @@ static void pair_succeeded(struct ice_pair *p, const struct sa *mapped,
 		nominate_eval(s);
 }
 
-static void switch_role(struct ice_session *s)
+static void switch_role(struct ice_session *s, bool controlling)
 {
-	s->controlling = !s->controlling;
+	if (s->controlling == controlling)
+		return;
+	s->controlling = controlling;
 	log_info("ice", "%s: role conflict: now %s", s->name,
 		 s->controlling ? "controlling" : "controlled");
 	pairs_reprioritize(s);
@@ -682,7 +686,12 @@ static void consent_refreshed(struct ice_session *s, uint32_t rtt)
 void ice_consent_start(struct ice_session *s)
 {
 	consent_refreshed(s, 0);
-	consent_schedule(s);
+	/* Without an RTT from the checks (retransmitted), an early consent
+	 * check measures one; then every interval. */
+	if (!s->srtt_ms)
+		tmr_start(&s->tmr_consent, ICE_FIRST_CONSENT_MS, consent_send, s);
+	else
+		consent_schedule(s);
 }
 
 static void select_pair(struct ice_session *s, struct ice_pair *p)
@@ -761,6 +770,11 @@ void ice_base_lost(struct ice_session *s, struct ice_base *b)
 			pair_fail(p, "relay lost: %s", b->err);
 		if (s->state != ICE_ST_CHECKING)
 			return;
+	}
+	if (s->state == ICE_ST_CHECKING) {
+		if (s->controlling)
+			nominate_eval(s);
+		check_all_failed(s);
 	}
 }
 
@@ -921,7 +935,7 @@ static void handle_request(struct ice_session *s, struct ice_base *b,
 			reply(s, b, src, msg, 487, "Role Conflict", true);
 			return;
 		}
-		switch_role(s);
+		switch_role(s, !s->controlling);
 	}
 
 	reply(s, b, src, msg, 0, NULL, true);
@@ -957,6 +971,7 @@ static void handle_response(struct ice_txn *t, struct ice_base *b,
 	struct ice_pair *p = t->pair;
 	struct ice_session *s = p->s;
 	bool authentic, consent = t->consent, use_cand = t->use_cand;
+	bool was_controlling = t->controlling;
 	uint32_t rtt = 0;
 	struct stun_attr *attr;
 	char a[ICE_SA_STRLEN];
@@ -1025,8 +1040,9 @@ static void handle_response(struct ice_txn *t, struct ice_base *b,
 					 "the peer: %u %s", code, reason);
 		}
 		else if (code == 487 && authentic) {
-			/* RFC 8445 7.2.5.1 */
-			switch_role(s);
+			/* RFC 8445 7.2.5.1: take the role opposite to the one
+			 * the request claimed, and check again. */
+			switch_role(s, !was_controlling);
 			trigger(p);
 		}
 		else {

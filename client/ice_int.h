@@ -155,6 +155,7 @@ struct ice_txn {
 	uint8_t tid[STUN_TID_SIZE];/* transaction id */
 	bool use_cand;             /* carries USE-CANDIDATE (nomination) */
 	bool consent;              /* RFC 7675 consent check, not an ICE check */
+	bool controlling;          /* the role the request claimed */
 	unsigned tx;               /* transmissions so far */
 	unsigned max_tx;           /* give up after this many */
 	uint32_t rto;              /* current retransmission timeout, ms */

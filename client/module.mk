@@ -61,3 +61,38 @@ $(FORWARD_TEST): $(FORWARD_TEST_OBJS) $(CLIENT_FWD_OBJS) $(BUILD)/common/log.o
 .PHONY: test-forward
 test-forward: $(FORWARD_TEST)
 	$(Q)$(FORWARD_TEST) $(FORWARD_TESTS)
+
+# --- ICE: client/ice*.c, client/turn_tcp.c, tests/client/ice/ (ICE engineer's block) ---
+# libre's flags for client/ (added only if another block has not already)
+# and for the ICE tests' folder.
+ICE_RE_CFLAGS := $(shell pkg-config --cflags libre) -DHAVE_INTTYPES_H -DHAVE_STDBOOL_H -DHAVE_INET6
+ICE_CFLAGS_BEFORE := $(CFLAGS_client_)
+CFLAGS_client_ += $(filter-out $(ICE_CFLAGS_BEFORE),$(ICE_RE_CFLAGS))
+CFLAGS_tests_client_ice_ += $(ICE_RE_CFLAGS)
+CLIENT_ICE_OBJS := $(BUILD)/client/ice.o $(BUILD)/client/ice_base.o \
+	$(BUILD)/client/ice_check.o $(BUILD)/client/ice_desc.o \
+	$(BUILD)/client/turn_tcp.o
+CLIENT_ICE_LIBS := $(shell pkg-config --libs libre) -lssl -lcrypto -lpthread
+ICE_TEST   := $(BIN)/ice-test
+ICE_DRIVER := $(BIN)/ice-driver
+TEST_PROGRAMS += $(ICE_TEST) $(ICE_DRIVER)
+
+$(ICE_TEST): $(BUILD)/tests/client/ice/ice_test.o $(CLIENT_ICE_OBJS) $(BUILD)/common/log.o
+	$(call say,LD,$@)
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(CLIENT_ICE_LIBS)
+
+$(ICE_DRIVER): $(BUILD)/tests/client/ice/ice_driver.o $(CLIENT_ICE_OBJS) \
+	$(BUILD)/signaling/keys.o $(BUILD)/signaling/auth.o $(BUILD)/common/log.o
+	$(call say,LD,$@)
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(CLIENT_ICE_LIBS)
+
+.PHONY: test-ice
+# The unit tests (description parser, two sessions on loopback), then the
+# netlab scenarios against $(BIN)/coordinator (needs root):
+#   make test-ice ICE_TESTS="eim dead"    some scenarios only
+ICE_TESTS ?=
+test-ice: $(ICE_TEST) $(ICE_DRIVER) $(BIN)/coordinator
+	$(Q)$(ICE_TEST)
+	$(Q)NETLAB_BIN=$(abspath $(BIN)) bash tests/client/ice/t-ice.sh $(ICE_TESTS)

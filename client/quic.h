@@ -73,6 +73,14 @@ struct quic_config {
 #define QUIC_ERR_STREAM_RELEASED UINT64_C(0x6d7f0002) /* released while open */
 #define QUIC_ERR_STOP_SENDING    UINT64_C(0x6d7f0003) /* peer stopped reading */
 
+/* Carrier behaviour beyond carrier.h (docs/quic.md): stream_open and
+ * datagram_send return ENOTCONN before QUIC_EV_CONNECTED and after a
+ * close; stream_open returns EAGAIN while the peer's stream limit is
+ * reached; datagram_send returns ENOBUFS when its small queue is full (the
+ * datagram is dropped, as UDP would). After a reset (either side), or
+ * release, cstream_consumed() is no longer needed. Every cstream handle
+ * must be released, also after its connection is gone. */
+
 /* Installs itself as path->recv. A client starts the handshake at once, a
  * server waits for the client's first packet. h and arg serve the carrier
  * (carrier.h) and cfg->stateh. The path must outlive the connection. */
@@ -95,7 +103,7 @@ struct quic_stats {
 	uint64_t tx_pkts, rx_pkts, tx_bytes, rx_bytes; /* UDP payloads */
 	uint64_t stream_tx_bytes, stream_rx_bytes;
 	uint64_t dgram_tx, dgram_rx, dgram_dropped;
-	size_t streams;                                /* open stream handles */
+	size_t streams;       /* streams not yet freed (open, or released and draining) */
 	size_t max_udp_payload;
 };
 void quic_conn_stats(const struct quic_conn *qc, struct quic_stats *st);

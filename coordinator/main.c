@@ -17,6 +17,8 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 
+#include <openssl/crypto.h>
+
 #include "common/log.h"
 #include "common/opts.h"
 #include "coordinator/config.h"
@@ -267,6 +269,10 @@ static void app_free(struct app *app)
 
 int main(int argc, char **argv)
 {
+	/* coturn's threads may still use OpenSSL while the process exits:
+	 * OpenSSL must not tear itself down at exit underneath them. This
+	 * only works before anything else touches OpenSSL. */
+	OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, NULL);
 	struct app app;
 	memset(&app, 0, sizeof(app));
 	int rc = coord_config_parse(&app.cfg, argc, argv, USAGE);

@@ -174,6 +174,9 @@ int rconn_cmd(struct rconn *rc, rconn_cb cb, void *arg, int argc, const char **a
  * (nkeys of them keys). */
 int rconn_script(struct rconn *rc, int which, rconn_cb cb, void *arg, int nkeys, int argc,
 		 const char **argv, const size_t *lens);
+/* Writes what is queued now instead of at the end of the loop turn, so
+ * Redis starts on a batch while the coordinator reads more requests. */
+void rconn_push(struct rconn *rc);
 /* Calls cb(NULL, arg) from the event loop (for answers decided locally). */
 void rconn_defer(struct rconn *rc, rconn_cb cb, void *arg);
 

@@ -46,6 +46,11 @@ struct op {
 	mb_fetch_cb fcb;
 	void *arg;
 	struct mb_publish_result pres;
+	/* publish: a copy of the message until its batch is sent */
+	struct publish_msg msg;
+	char *payload;
+	char epoch_s[24];
+	char digest[41];
 	/* fetch */
 	char peer[PEER_ID_MAX + 1];
 	char ack[MSG_ID_MAX];   /* the cursor as given ("" none) */
@@ -60,6 +65,22 @@ struct barrier {
 	struct op_list ops;
 };
 TAILQ_HEAD(barrier_list, barrier);
+
+/* Publishes of one loop turn, sent as one script call. */
+struct pbatch {
+	TAILQ_ENTRY(pbatch) link;
+	struct mailbox_redis *m;
+	struct op_list ops;
+	size_t n;
+};
+TAILQ_HEAD(pbatch_list, pbatch);
+
+/* Messages per batch, and their payload bytes (a batch is one command). */
+#define PBATCH_MAX 64
+#define PBATCH_BYTES (1024 * 1024)
+/* A batch goes out as soon as it holds this many, so Redis works while
+ * the coordinator is still busy (no lock-step waves). */
+#define PBATCH_EAGER 8
 
 struct mb_watch {
 	LIST_ENTRY(mb_watch) link;
@@ -84,6 +105,10 @@ struct mailbox_redis {
 	struct op_list ops;          /* every op not yet answered */
 	struct op_list bar_pending;  /* waiting for the next WAIT */
 	struct barrier_list barriers;
+	struct op_list pub_queue;    /* publishes not sent yet (blink) */
+	struct pbatch_list pbatches; /* sent, not answered */
+	struct event *pub_flush;
+	size_t pub_queued;
 	bool wait_inflight;
 	struct mb_stats stats;   /* queued: cluster-wide from the sweep; counters: ours */
 	int64_t last_log_ms;
@@ -119,6 +144,7 @@ static struct op *op_new(struct mailbox_redis *m, enum op_kind kind, void *arg)
 static void op_free(struct op *op)
 {
 	TAILQ_REMOVE(&op->m->ops, op, link);
+	free(op->payload);
 	free(op);
 }
 
@@ -275,12 +301,12 @@ static bool is_count(const redisReply *r)
 	return r && r->type == REDIS_REPLY_INTEGER && r->integer >= 0 && r->integer <= 1000000;
 }
 
-static void publish_reply(redisReply *r, void *arg)
+/* One message's result within the batch's answer. */
+static void publish_result(struct op *op, redisReply *r)
 {
-	struct op *op = arg;
 	struct mailbox_redis *m = op->m;
-	if (!r || r->type != REDIS_REPLY_ARRAY) {
-		publish_finish(op, r ? error_status(m, r, "publish") : MB_UNAVAILABLE);
+	if (r->type != REDIS_REPLY_ARRAY) {
+		publish_finish(op, error_status(m, r, "publish"));
 		return;
 	}
 	if (r->elements < 1 || !is_str(r->element[0]))
@@ -332,6 +358,82 @@ static void publish_reply(redisReply *r, void *arg)
 	}
 bad:
 	publish_finish(op, error_status(m, r, "publish"));
+}
+
+static void pbatch_reply(redisReply *r, void *arg)
+{
+	struct pbatch *b = arg;
+	struct mailbox_redis *m = b->m;
+	TAILQ_REMOVE(&m->pbatches, b, link);
+	bool ok = r && r->type == REDIS_REPLY_ARRAY && r->elements == b->n;
+	enum mb_status all = MB_UNAVAILABLE;
+	if (!ok && r)
+		all = error_status(m, r, "publish");
+	size_t i = 0;
+	struct op *op;
+	while ((op = TAILQ_FIRST(&b->ops))) {
+		TAILQ_REMOVE(&b->ops, op, blink);
+		if (ok)
+			publish_result(op, r->element[i]);
+		else
+			publish_finish(op, all);
+		i++;
+	}
+	free(b);
+}
+
+static void pub_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct mailbox_redis *m = arg;
+	const char **argv = NULL;
+	size_t *lens = NULL;
+	m->pub_queued = 0;
+	while (!TAILQ_EMPTY(&m->pub_queue)) {
+		struct pbatch *b = calloc(1, sizeof(*b));
+		if (!argv)
+			argv = calloc(6 + 7 * PBATCH_MAX, sizeof(*argv));
+		if (!lens)
+			lens = calloc(6 + 7 * PBATCH_MAX, sizeof(*lens));
+		if (!b || !argv || !lens) {
+			free(b);
+			struct op *op;
+			while ((op = TAILQ_FIRST(&m->pub_queue))) {
+				TAILQ_REMOVE(&m->pub_queue, op, blink);
+				publish_finish(op, MB_OVERLOADED);
+			}
+			break;
+		}
+		b->m = m;
+		TAILQ_INIT(&b->ops);
+		const char *gen = ha_gen_candidate(m->ha);
+		const char *head[] = { HA_PREFIX, gen, m->ttl_ms, m->idle_ms, m->cap, HA_WAKE_CHANNEL };
+		for (int i = 0; i < 6; i++) {
+			argv[i] = head[i];
+			lens[i] = strlen(head[i]);
+		}
+		size_t bytes = 0, a = 6;
+		struct op *op;
+		while (b->n < PBATCH_MAX && (op = TAILQ_FIRST(&m->pub_queue)) &&
+		       (b->n == 0 || bytes + op->msg.payload_len <= PBATCH_BYTES)) {
+			TAILQ_REMOVE(&m->pub_queue, op, blink);
+			TAILQ_INSERT_TAIL(&b->ops, op, blink);
+			const char *f[] = { op->msg.to, op->msg.from, op->epoch_s, op->msg.kind,
+					    op->msg.psig, op->payload, op->digest };
+			for (int i = 0; i < 7; i++) {
+				argv[a] = f[i];
+				lens[a] = i == 5 ? op->msg.payload_len : strlen(f[i]);
+				a++;
+			}
+			bytes += op->msg.payload_len;
+			b->n++;
+		}
+		TAILQ_INSERT_TAIL(&m->pbatches, b, link);
+		/* Not usable any more: rconn answers NULL from the loop. */
+		rconn_script(ha_data(m->ha), HA_SCRIPT_PUBLISH, pbatch_reply, b, 0, (int)a, argv,
+			     lens);
+	}
+	free(argv);
+	free(lens);
 }
 
 static void forced_cb(redisReply *r, void *arg)
@@ -390,18 +492,28 @@ static void rd_publish(struct mailbox *mb, const struct publish_msg *in, mb_publ
 		rconn_defer(rc, forced_cb, op);
 		return;
 	}
-	char epoch[24], digest[41];
-	int le = snprintf(epoch, sizeof(epoch), "%" PRIu64, in->epoch);
-	const char *payload = in->payload ? in->payload : "";
-	size_t plen = in->payload ? in->payload_len : 0;
-	content_digest(epoch, in->kind, in->psig, payload, plen, digest);
-	const char *gen = ha_gen_candidate(m->ha);
-	const char *argv[] = { HA_PREFIX, gen, in->to, in->from, epoch, in->kind, in->psig,
-			       payload, m->ttl_ms, m->idle_ms, m->cap, HA_WAKE_CHANNEL, digest };
-	size_t lens[] = { strlen(HA_PREFIX), strlen(gen), strlen(in->to), strlen(in->from),
-			  (size_t)le, strlen(in->kind), strlen(in->psig), plen, strlen(m->ttl_ms),
-			  strlen(m->idle_ms), strlen(m->cap), strlen(HA_WAKE_CHANNEL), 40 };
-	rconn_script(rc, HA_SCRIPT_PUBLISH, publish_reply, op, 0, 13, argv, lens);
+	op->msg = *in;
+	op->msg.payload = NULL;
+	op->payload = malloc(in->payload_len + 1);
+	if (!op->payload) {
+		op->forced = MB_OVERLOADED;
+		rconn_defer(rc, forced_cb, op);
+		return;
+	}
+	if (in->payload_len)
+		memcpy(op->payload, in->payload, in->payload_len);
+	op->payload[in->payload_len] = '\0';
+	snprintf(op->epoch_s, sizeof(op->epoch_s), "%" PRIu64, in->epoch);
+	content_digest(op->epoch_s, in->kind, in->psig, op->payload, in->payload_len, op->digest);
+	TAILQ_INSERT_TAIL(&m->pub_queue, op, blink);
+	if (++m->pub_queued >= PBATCH_EAGER) {
+		pub_flush_cb(-1, 0, m);
+		rconn_push(ha_data(m->ha));
+		return;
+	}
+	/* Sent after the callbacks already due in this loop turn, together
+	 * with every other publish they make. */
+	event_active(m->pub_flush, EV_READ, 0);
 }
 
 /* ---- fetch ---------------------------------------------------------------- */
@@ -763,11 +875,18 @@ struct mailbox *mailbox_redis_new(struct event_base *base, struct ha *ha,
 	TAILQ_INIT(&m->ops);
 	TAILQ_INIT(&m->bar_pending);
 	TAILQ_INIT(&m->barriers);
+	TAILQ_INIT(&m->pub_queue);
+	TAILQ_INIT(&m->pbatches);
 	snprintf(m->ttl_ms, sizeof(m->ttl_ms), "%llu", (unsigned long long)cfg->message_ttl_s * 1000);
 	snprintf(m->idle_ms, sizeof(m->idle_ms), "%llu", (unsigned long long)cfg->pair_idle_s * 1000);
 	snprintf(m->cap, sizeof(m->cap), "%d", MAILBOX_CAP);
 	m->boxes = strmap_new();
-	if (!m->boxes) {
+	m->pub_flush = event_new(base, -1, 0, pub_flush_cb, m);
+	if (!m->boxes || !m->pub_flush) {
+		if (m->boxes)
+			strmap_free(m->boxes);
+		if (m->pub_flush)
+			event_free(m->pub_flush);
 		free(m);
 		return NULL;
 	}
@@ -801,6 +920,12 @@ void mailbox_redis_destroy(struct mailbox *mb)
 		TAILQ_REMOVE(&m->barriers, b, link);
 		free(b);
 	}
+	struct pbatch *pb;
+	while ((pb = TAILQ_FIRST(&m->pbatches))) {
+		TAILQ_REMOVE(&m->pbatches, pb, link);
+		free(pb);
+	}
+	event_free(m->pub_flush);
 	struct op *op;
 	while ((op = TAILQ_FIRST(&m->ops)))
 		op_free(op);

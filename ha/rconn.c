@@ -677,6 +677,14 @@ void rconn_set_target(struct rconn *rc, const char *host, uint16_t port, const c
 	rc_connect(rc);
 }
 
+void rconn_push(struct rconn *rc)
+{
+	/* Only outside hiredis callbacks: a write error here frees the
+	 * context at once in hiredis 0.14. */
+	if (rc->state == RC_READY && rc->ac && !(rc->ac->c.flags & REDIS_IN_CALLBACK))
+		redisAsyncHandleWrite(rc->ac);
+}
+
 void rconn_kick(struct rconn *rc, const char *why)
 {
 	if (rc->ac)

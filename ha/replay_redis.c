@@ -20,6 +20,9 @@
 
 /* Nonces per script call; more wait for the next one. */
 #define BATCH_MAX 256
+/* A batch goes out as soon as it holds this many, so Redis works while
+ * the coordinator is still reading requests (no lock-step waves). */
+#define BATCH_EAGER 8
 
 struct rop {
 	TAILQ_ENTRY(rop) link;
@@ -45,6 +48,7 @@ struct replay_redis {
 	struct rop_list deferred;  /* answered UNAVAILABLE from the loop */
 	struct batch_list sent;
 	struct event *flush_ev;
+	size_t nqueued;
 	/* Nonces this coordinator recorded, per second of the window, for
 	 * size() (the cluster-wide count lives in Redis, uncounted). */
 	uint32_t per_sec[HA_NONCE_TTL_S];
@@ -120,6 +124,7 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 		free(op);
 		cb(REPLAY_UNAVAILABLE, cbarg);
 	}
+	rp->nqueued = 0;
 	while (!TAILQ_EMPTY(&rp->queued)) {
 		struct batch *b = calloc(1, sizeof(*b));
 		const char **argv = calloc(BATCH_MAX + 2, sizeof(*argv));
@@ -172,10 +177,16 @@ static void rr_check(struct replay *base, const char *nonce, replay_cb cb, void 
 		good = (nonce[i] >= '0' && nonce[i] <= '9') || (nonce[i] >= 'a' && nonce[i] <= 'f');
 	if (good)
 		memcpy(op->nonce, nonce, NONCE_HEX_LEN + 1);
-	if (!good || !ha_usable(rp->ha, NULL, 0))
+	if (!good || !ha_usable(rp->ha, NULL, 0)) {
 		TAILQ_INSERT_TAIL(&rp->deferred, op, link);
-	else
+	} else {
 		TAILQ_INSERT_TAIL(&rp->queued, op, link);
+		if (++rp->nqueued >= BATCH_EAGER) {
+			flush_cb(-1, 0, rp);
+			rconn_push(ha_data(rp->ha));
+			return;
+		}
+	}
 	/* Runs after the callbacks already due in this loop turn: the
 	 * requests read together are checked together. */
 	event_active(rp->flush_ev, EV_READ, 0);

@@ -64,80 +64,93 @@
 	"  return redis.call('XTRIM', sk, 'MINID', n2s(now - ttl + 1))\n" \
 	"end\n"
 
-/* ARGV: 1 prefix, 2 generation candidate, 3 to, 4 from, 5 epoch, 6 kind,
- * 7 psig, 8 payload, 9 ttl ms, 10 pair idle ms, 11 cap, 12 wake channel,
- * 13 content digest (40 hex).
- * -> {"ok", gen, seq, purged, expired} | {"ok", gen, seq, 0, 0, "dup"}
+/* ARGV: 1 prefix, 2 generation candidate, 3 ttl ms, 4 pair idle ms, 5 cap,
+ * 6 wake channel, then 7 per message: to, from, epoch, kind, psig,
+ * payload, content digest (40 hex). The publishes of one event-loop turn
+ * travel together; each is applied on its own, in order, exactly as if
+ * it were alone (a batch is as atomic as each of its messages).
+ * -> one result per message:
+ *    {"ok", gen, seq, purged, expired} | {"ok", gen, seq, 0, 0, "dup"}
  *    (identical message published within the TTL: not queued again) |
  *    {"stale", current} | {"full", expired} | {"busy", purged, expired}
  *    (1024 ids in one millisecond)
- * The outcome is decided before anything changes, so a refusal leaves the
- * queue and the epoch as they were (expired messages aside, which are
- * gone either way). The common cases take six or seven calls. */
+ * The outcome of each is decided before anything changes, so a refusal
+ * leaves the queue and the epoch as they were (expired messages aside,
+ * which are gone either way). The common cases take five or six calls. */
 static const char publish_lua[] = PRELUDE
-	"local to, from, epoch_s = ARGV[3], ARGV[4], ARGV[5]\n"
-	"local epoch = tonumber(epoch_s)\n"
-	"local ttl, cap = tonumber(ARGV[9]), tonumber(ARGV[11])\n"
-	"local sk, ek = k('s', to), k('e', to) .. ':' .. from\n"
-	"local dk = k('d', to) .. ':' .. from .. ':' .. ARGV[13]\n"
-	"local v = redis.call('MGET', P .. 'gen', ek, dk)\n"
-	"local cur, mode, ids = 0, nil, nil\n"
-	"if v[2] then\n"
-	"  local e, m, rest = string.match(v[2], '^(%d+) ([ko])(.*)$')\n"
-	"  if e then cur, mode, ids = tonumber(e), m, rest end\n"
-	"end\n"
-	"if epoch < cur then return {'stale', n2s(cur)} end\n"
-	"local g = v[1]\n"
-	"if not g then g = ARGV[2] redis.call('SET', P .. 'gen', g) end\n"
-	"if v[3] then\n"
-	"  redis.call('PUBLISH', ARGV[12], to)\n"
-	"  return {'ok', g, v[3], 0, 0, 'dup'}\n"
-	"end\n"
-	"local n = redis.call('XLEN', sk)\n"
-	"local expired, purge = 0, {}\n"
+	"local ttl, cap, chan = tonumber(ARGV[3]), tonumber(ARGV[5]), ARGV[6]\n"
+	"local g = generation(ARGV[2])\n"
+	"local wake = {}\n"
+	"local function one(to, from, epoch_s, kind, psig, payload, digest)\n"
+	"  local epoch = tonumber(epoch_s)\n"
+	"  local sk, ek = k('s', to), k('e', to) .. ':' .. from\n"
+	"  local dk = k('d', to) .. ':' .. from .. ':' .. digest\n"
+	"  local v = redis.call('MGET', ek, dk)\n"
+	"  local cur, mode, ids = 0, nil, nil\n"
+	"  if v[1] then\n"
+	"    local e, m, rest = string.match(v[1], '^(%d+) ([ko])(.*)$')\n"
+	"    if e then cur, mode, ids = tonumber(e), m, rest end\n"
+	"  end\n"
+	"  if epoch < cur then return {'stale', n2s(cur)} end\n"
+	"  if v[2] then\n"
+	"    wake[to] = true\n"
+	"    return {'ok', g, v[2], 0, 0, 'dup'}\n"
+	"  end\n"
+	"  local n = redis.call('XLEN', sk)\n"
+	"  local expired, purge = 0, {}\n"
 	/* Exact purge list: scan the stream when the pair's id list is not
 	 * known to be complete, or when the box looks full (then the count
 	 * must be exact); otherwise the pair key lists them. */
-	"local function scan()\n"
-	"  purge = {}\n"
-	"  for _, e in ipairs(redis.call('XRANGE', sk, '-', '+')) do\n"
-	"    local s, ep = string.match(e[2][2], '^(%S+) (%d+) ')\n"
-	"    if s == from and tonumber(ep) < epoch then purge[#purge + 1] = e[1] end\n"
+	"  local function scan()\n"
+	"    purge = {}\n"
+	"    for _, e in ipairs(redis.call('XRANGE', sk, '-', '+')) do\n"
+	"      local s, ep = string.match(e[2][2], '^(%S+) (%d+) ')\n"
+	"      if s == from and tonumber(ep) < epoch then purge[#purge + 1] = e[1] end\n"
+	"    end\n"
 	"  end\n"
-	"end\n"
-	"if epoch > cur and n > 0 then\n"
-	"  if mode == 'k' and n < cap then\n"
-	"    for id in string.gmatch(ids, '%S+') do purge[#purge + 1] = id end\n"
-	"  else scan() end\n"
-	"elseif n >= cap then scan() end\n"
-	"if n - #purge >= cap then\n"
-	"  expired = expire(sk, now_ms(), ttl)\n"
-	"  if expired > 0 then\n"
-	"    n = redis.call('XLEN', sk)\n"
-	"    if epoch > cur then scan() else purge = {} end\n"
+	"  if epoch > cur and n > 0 then\n"
+	"    if mode == 'k' and n < cap then\n"
+	"      for id in string.gmatch(ids, '%S+') do purge[#purge + 1] = id end\n"
+	"    else scan() end\n"
+	"  elseif n >= cap then scan() end\n"
+	"  if n - #purge >= cap then\n"
+	"    expired = expire(sk, now_ms(), ttl)\n"
+	"    if expired > 0 then\n"
+	"      n = redis.call('XLEN', sk)\n"
+	"      if epoch > cur then scan() else purge = {} end\n"
+	"    end\n"
+	"    if n - #purge >= cap then return {'full', expired} end\n"
 	"  end\n"
-	"  if n - #purge >= cap then return {'full', expired} end\n"
+	"  local purged = 0\n"
+	"  if #purge > 0 then purged = redis.call('XDEL', sk, unpack(purge)) end\n"
+	"  local id = redis.call('XADD', sk, '*', 'd',\n"
+	"    from .. ' ' .. epoch_s .. ' ' .. kind .. ' ' .. psig .. '\\n' .. payload)\n"
+	"  local ms, sq = string.match(id, '^(%d+)-(%d+)$')\n"
+	"  sq = tonumber(sq)\n"
+	"  if sq >= 1024 then\n"
+	"    redis.call('XDEL', sk, id)\n"
+	"    return {'busy', purged, expired}\n"
+	"  end\n"
+	"  local seq_s = n2s(tonumber(ms) * 1024 + sq)\n"
+	"  local pv\n"
+	"  if epoch > cur or not mode then pv = epoch_s .. ' k ' .. id\n"
+	"  elseif mode == 'o' or #ids > 64 * 24 then pv = epoch_s .. ' o'\n"
+	"  else pv = v[1] .. ' ' .. id end\n"
+	"  redis.call('SET', ek, pv, 'PX', ARGV[4])\n"
+	"  redis.call('SET', dk, seq_s, 'PX', ARGV[3])\n"
+	"  if n == 0 then redis.call('SADD', P .. 'active', to) end\n"
+	"  wake[to] = true\n"
+	"  return {'ok', g, seq_s, purged, expired}\n"
 	"end\n"
-	"local purged = 0\n"
-	"if #purge > 0 then purged = redis.call('XDEL', sk, unpack(purge)) end\n"
-	"local id = redis.call('XADD', sk, '*', 'd',\n"
-	"  from .. ' ' .. epoch_s .. ' ' .. ARGV[6] .. ' ' .. ARGV[7] .. '\\n' .. ARGV[8])\n"
-	"local ms, sq = string.match(id, '^(%d+)-(%d+)$')\n"
-	"sq = tonumber(sq)\n"
-	"if sq >= 1024 then\n"
-	"  redis.call('XDEL', sk, id)\n"
-	"  return {'busy', purged, expired}\n"
+	"local out = {}\n"
+	"for i = 7, #ARGV - 6, 7 do\n"
+	"  out[#out + 1] = one(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4],\n"
+	"    ARGV[i + 5], ARGV[i + 6])\n"
 	"end\n"
-	"local seq_s = n2s(tonumber(ms) * 1024 + sq)\n"
-	"local pv\n"
-	"if epoch > cur or not mode then pv = epoch_s .. ' k ' .. id\n"
-	"elseif mode == 'o' or #ids > 64 * 24 then pv = epoch_s .. ' o'\n"
-	"else pv = v[2] .. ' ' .. id end\n"
-	"redis.call('SET', ek, pv, 'PX', ARGV[10])\n"
-	"redis.call('SET', dk, seq_s, 'PX', ARGV[9])\n"
-	"if n == 0 then redis.call('SADD', P .. 'active', to) end\n"
-	"redis.call('PUBLISH', ARGV[12], to)\n"
-	"return {'ok', g, seq_s, purged, expired}\n";
+	/* One wake per recipient and batch: a watcher re-reads its whole
+	 * mailbox anyway. */
+	"for to in pairs(wake) do redis.call('PUBLISH', chan, to) end\n"
+	"return out\n";
 
 /* ARGV: 1 prefix, 2 generation candidate, 3 peer, 4 ack generation (""
  * for none), 5 the stream id just above the acknowledged seq, 6 max (0:

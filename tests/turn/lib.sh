@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # tests/turn/lib.sh: shared helpers for the embedded-relay tests, sourced
 # by tests/turn/t-*.sh. Starts bin/coordinator on 127.0.0.1 with a fresh
 # 0600 secret, fetches TURN credentials from GET /v1/turn with meshreq,
@@ -99,6 +100,7 @@ http_status() {
 	curl -s -o /dev/null -m 5 -w '%{http_code}' "http://127.0.0.1:$HTTP$1" || true
 }
 
+# shellcheck disable=SC2120 # ARGS are optional
 # coord_start [ARGS...]: starts the coordinator on this test's ports
 # (ARGS come last and win) and waits until GET /v1/ready answers 200.
 coord_start() {

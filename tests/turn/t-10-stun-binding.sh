@@ -2,6 +2,7 @@
 # STUN Binding over UDP against the coordinator's embedded relay
 # (turnutils_stunclient): the answer carries our own address as the
 # reflexive one, and GET /v1/ready says the relay is up.
+# shellcheck source=tests/turn/lib.sh
 source "$(dirname "$0")/lib.sh"
 turn_init 17600
 

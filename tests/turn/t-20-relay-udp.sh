@@ -3,6 +3,7 @@
 # back, through channels (ChannelBind) and through Send indications
 # (CreatePermission). The peer is on loopback, so the coordinator runs
 # with --relay-allow 127.0.0.1/32; credentials come from GET /v1/turn.
+# shellcheck source=tests/turn/lib.sh
 source "$(dirname "$0")/lib.sh"
 turn_init 17640
 

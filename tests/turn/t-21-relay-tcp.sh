@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # TURN over TCP (client to relay over TCP, relayed as UDP to a loopback
 # echo peer), channels and Send indications, credentials from /v1/turn.
+# shellcheck source=tests/turn/lib.sh
 source "$(dirname "$0")/lib.sh"
 turn_init 17680
 

@@ -2,6 +2,7 @@
 # TURN over TLS: first with the self-signed pair the relay makes at start,
 # then with an operator's --tls-cert/--tls-key (an RSA pair made here);
 # data relayed to a loopback echo peer and back each time.
+# shellcheck source=tests/turn/lib.sh
 source "$(dirname "$0")/lib.sh"
 turn_init 17720
 

@@ -4,6 +4,7 @@
 # --relay-allow 127.0.0.1/32 that one address works while the rest of
 # 127.0.0.0/8 stays refused by the deny list (127.0.0.2: the test only
 # asks the relay for it; the relay refuses before sending anything).
+# shellcheck source=tests/turn/lib.sh
 source "$(dirname "$0")/lib.sh"
 turn_init 17760
 

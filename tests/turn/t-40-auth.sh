@@ -2,6 +2,7 @@
 # TURN REST credentials (CONTRACT sections 2 and 3): the relay accepts a
 # credential computed here from the secret file (turn key by HKDF), and
 # refuses a wrong password and an expired username.
+# shellcheck source=tests/turn/lib.sh
 source "$(dirname "$0")/lib.sh"
 turn_init 17800
 

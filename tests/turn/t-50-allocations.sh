@@ -5,6 +5,7 @@
 # allocations for the same credential (486) while one is held.
 # turnutils_uclient needs two allocations at once (a probe, then the real
 # one), so the quota is 2: the holder keeps 1, a second client needs 2.
+# shellcheck source=tests/turn/lib.sh
 source "$(dirname "$0")/lib.sh"
 turn_init 17840
 

@@ -6,6 +6,7 @@
 # RFC 5780 alternate ports, no web admin). TLS 1.2 is served; TLS 1.0 is
 # answered with an alert, not left hanging. SIGTERM still ends the
 # process (coturn must not take the coordinator's signals).
+# shellcheck source=tests/turn/lib.sh
 source "$(dirname "$0")/lib.sh"
 turn_init 17880
 
@@ -34,8 +35,8 @@ ok "still our child, same uid (no daemon, no privilege drop)"
 
 ports=$(ss -H -lntup 2>/dev/null | grep "pid=$pid," | awk '{ n = split($5, a, ":"); print $1 "/" a[n] }' | sort -u)
 want=$(printf '%s\n' "tcp/$HTTP" "tcp/$STUN" "tcp/$TLS" "udp/$STUN" | sort -u)
-[[ $ports == "$want" ]] || fail "listeners are '$(echo $ports)', want '$(echo $want)'"
-ok "listeners: $(echo $ports)"
+[[ $ports == "$want" ]] || fail "listeners are '${ports//$'\n'/ }', want '${want//$'\n'/ }'"
+ok "listeners: ${ports//$'\n'/ }"
 
 proto=$(timeout 10 openssl s_client -connect "127.0.0.1:$TLS" </dev/null 2>/dev/null |
 	awk '/^ *Protocol *:/ { print $3; exit }' || true)

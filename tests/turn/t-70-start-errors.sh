@@ -2,6 +2,7 @@
 # relay_start() errors are start errors: a STUN or TLS port in use, or a
 # certificate whose key does not match, make the coordinator exit non-zero
 # at once with a line that names the problem, leaving no temp dir behind.
+# shellcheck source=tests/turn/lib.sh
 source "$(dirname "$0")/lib.sh"
 turn_init 17920
 

@@ -2,16 +2,19 @@
  * (mailbox.h): the epoch rules of CONTRACT section 2, cursor
  * acknowledgement, message ids, the 1024-message cap and the byte bound
  * (a refusal changes nothing), TTL expiry (by fetch and by the sweep
- * timer), pair forgetting, watch/unwatch wakes from the event loop, and
- * the stats. The backend has no clock injection, so the TTL tests sleep
+ * timer), pair forgetting, watch/unwatch wakes from the event loop (also
+ * across threads, with mailbox_mem_bind_thread), concurrent publishers,
+ * and the stats. The backend has no clock injection, so the TTL tests sleep
  * or run the loop (about 5 s in all). */
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include <event2/event.h>
+#include <event2/thread.h>
 
 #include "signaling/mailbox.h"
 #include "tests/unit/test.h"
@@ -794,6 +797,162 @@ out:
 	free(f);
 }
 
+
+/* ---- threads: the broker's workers share one mailbox ------------------- */
+
+struct waker {
+	struct mailbox *mb;
+	struct event_base *base;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int watching;         /* the watch is registered */
+	int wakes;
+	int wrong_thread;     /* a wake ran on another thread */
+	pthread_t self;
+	struct mb_watch *w;
+};
+
+static void waker_wake(void *arg)
+{
+	struct waker *k = arg;
+	if (!pthread_equal(pthread_self(), k->self))
+		k->wrong_thread = 1;
+	k->wakes++;
+	k->mb->ops->unwatch(k->mb, k->w);
+	k->w = NULL;
+	event_base_loopbreak(k->base);
+}
+
+static void *waker_main(void *arg)
+{
+	struct waker *k = arg;
+	k->self = pthread_self();
+	mailbox_mem_bind_thread(k->base);
+	k->w = k->mb->ops->watch(k->mb, "w2", waker_wake, k);
+	pthread_mutex_lock(&k->lock);
+	k->watching = k->w ? 1 : -1;
+	pthread_cond_signal(&k->cond);
+	pthread_mutex_unlock(&k->lock);
+	if (k->w) {
+		/* A backstop so a missing wake fails the test, not hangs it. */
+		struct timeval tv = { 5, 0 };
+		event_base_loopexit(k->base, &tv);
+		event_base_loop(k->base, EVLOOP_NO_EXIT_ON_EMPTY);
+	}
+	if (k->w) {
+		k->mb->ops->unwatch(k->mb, k->w);
+		k->w = NULL;
+	}
+	return NULL;
+}
+
+static void t_wake_other_thread(void)
+{
+	/* A watch made on a thread bound to its own loop fires on that loop
+	 * when another thread publishes; the publisher's loop sees nothing. */
+	struct mbt t = { 0 };
+	struct waker k = { 0 };
+	pthread_t th;
+	int started = 0;
+	CHECK(evthread_use_pthreads() == 0);
+	CHECK(mbt_default(&t) == 0);
+	k.mb = t.mb;
+	k.base = event_base_new();
+	CHECK(k.base);
+	pthread_mutex_init(&k.lock, NULL);
+	pthread_cond_init(&k.cond, NULL);
+	CHECK(pthread_create(&th, NULL, waker_main, &k) == 0);
+	started = 1;
+	pthread_mutex_lock(&k.lock);
+	while (!k.watching)
+		pthread_cond_wait(&k.cond, &k.lock);
+	pthread_mutex_unlock(&k.lock);
+	CHECK_EQ(k.watching, 1);
+	CHECK_EQ(publish(t.mb, "w1", "w2", 1, "x").status, MB_OK);
+	event_base_loop(t.base, EVLOOP_NONBLOCK);
+	pthread_join(th, NULL);
+	started = 0;
+	CHECK_EQ(k.wakes, 1);
+	CHECK_EQ(k.wrong_thread, 0);
+out:
+	if (started)
+		pthread_join(th, NULL);
+	if (k.base) {
+		pthread_mutex_destroy(&k.lock);
+		pthread_cond_destroy(&k.cond);
+		event_base_free(k.base);
+	}
+	mbt_free(&t);
+}
+
+#define PUB_THREADS 4
+#define PUB_EACH 250
+
+struct publisher {
+	struct mailbox *mb;
+	char from[8];
+	int failures;
+};
+
+static void *publisher_main(void *arg)
+{
+	struct publisher *p = arg;
+	for (int i = 0; i < PUB_EACH; i++) {
+		/* Every 50 messages a higher epoch purges this sender's older
+		 * ones; other senders' messages must survive. */
+		struct mb_publish_result r = publish(p->mb, p->from, "w2", 1 + (uint64_t)(i / 50), "x");
+		if (r.status != MB_OK)
+			p->failures++;
+	}
+	return NULL;
+}
+
+static void t_concurrent_publishers(void)
+{
+	struct mbt t = { 0 };
+	struct publisher p[PUB_THREADS];
+	pthread_t th[PUB_THREADS];
+	struct fetched *f = new_fetched();
+	int started = 0;
+	char last[128] = "";
+	uint64_t prev = 0;
+	size_t seen = 0;
+	CHECK(f && mbt_default(&t) == 0);
+	for (int i = 0; i < PUB_THREADS; i++) {
+		p[i].mb = t.mb;
+		p[i].failures = 0;
+		snprintf(p[i].from, sizeof(p[i].from), "p%d", i);
+	}
+	for (; started < PUB_THREADS; started++)
+		CHECK(pthread_create(&th[started], NULL, publisher_main, &p[started]) == 0);
+	for (; started > 0; started--)
+		pthread_join(th[started - 1], NULL);
+	for (int i = 0; i < PUB_THREADS; i++)
+		CHECK_EQ(p[i].failures, 0);
+	/* Each sender keeps its last 50 (epoch 5), purged 200. */
+	struct mb_stats s = stats(t.mb);
+	CHECK_EQ(s.queued_messages, PUB_THREADS * 50);
+	CHECK_EQ(s.purged_total, PUB_THREADS * 200);
+	CHECK_EQ(s.queued_bytes, PUB_THREADS * 50);
+	CHECK_EQ(s.pairs, PUB_THREADS);
+	for (int round = 0; round < 4; round++) {
+		CHECK_EQ(fetch(t.mb, "w2", last[0] ? last : NULL, BATCH, f), MB_OK);
+		for (size_t i = 0; i < f->count; i++, seen++) {
+			CHECK_EQ(f->msgs[i].epoch, PUB_EACH / 50);
+			CHECK(seq_of(f->msgs[i].id) > prev);
+			prev = seq_of(f->msgs[i].id);
+		}
+		if (f->count)
+			snprintf(last, sizeof(last), "%s", f->cursor);
+	}
+	CHECK_EQ(seen, PUB_THREADS * 50);
+out:
+	for (; started > 0; started--)
+		pthread_join(th[started - 1], NULL);
+	mbt_free(&t);
+	free(f);
+}
+
 TEST_SUITE(mailbox_suite,
 	{ "mailbox_publish_fetch", t_publish_fetch },
 	{ "mailbox_epoch_stale", t_epoch_stale },
@@ -812,4 +971,6 @@ TEST_SUITE(mailbox_suite,
 	{ "mailbox_watch_unwatch", t_watch },
 	{ "mailbox_watch_left_at_free", t_watch_left_at_free },
 	{ "mailbox_fetch_batches", t_fetch_batches },
-	{ "mailbox_stats", t_stats });
+	{ "mailbox_stats", t_stats },
+	{ "mailbox_wake_on_watchers_thread", t_wake_other_thread },
+	{ "mailbox_concurrent_publishers", t_concurrent_publishers });

@@ -15,7 +15,7 @@ UNIT_OBJS := $(UNIT_SRCS:%.c=$(BUILD)/%.o)
 # HTTP front end).
 UNIT_SUT_OBJS := $(BUILD)/signaling/mailbox_mem.o $(BUILD)/signaling/replay_mem.o \
 	$(BUILD)/signaling/ratelimit.o $(SIGNALING_CORE_OBJS) $(COMMON_OBJS)
-UNIT_LIBS := -levent -ljansson -lssl -lcrypto -lpthread
+UNIT_LIBS := -levent_pthreads -levent -ljansson -lssl -lcrypto -lpthread
 
 $(UNIT_TESTS_BIN): $(UNIT_OBJS) $(UNIT_SUT_OBJS)
 	$(call say,LD,$@)
@@ -27,4 +27,4 @@ TEST_PROGRAMS += $(UNIT_TESTS_BIN)
 UNIT_TESTS ?=
 .PHONY: test-unit
 test-unit: $(UNIT_TESTS_BIN)
-	$(Q)ASAN_OPTIONS=detect_leaks=1$${ASAN_OPTIONS:+:$$ASAN_OPTIONS} $(UNIT_TESTS_BIN) $(UNIT_TESTS)
+	$(Q)set -f; ASAN_OPTIONS=detect_leaks=1$${ASAN_OPTIONS:+:$$ASAN_OPTIONS} $(UNIT_TESTS_BIN) $(UNIT_TESTS)

@@ -116,6 +116,12 @@ static void do_reset(struct pstream *ps, int by, uint64_t code)
 	schedule(ps->cp);
 }
 
+/* libre's mem_realloc() refuses NULL; start with mem_alloc(). */
+static uint8_t *buf_grow(uint8_t *p, size_t n)
+{
+	return p ? mem_realloc(p, n) : mem_alloc(n, NULL);
+}
+
 /* --- Ops --------------------------------------------------------------- */
 
 static int op_stream_open(struct carrier *c, struct cstream **out)
@@ -182,7 +188,7 @@ static long op_stream_write(struct cstream *s, const uint8_t *p, size_t n)
 
 		while (cap < d->qlen + m)
 			cap *= 2;
-		nb = mem_realloc(d->q, cap);
+		nb = buf_grow(d->q, cap);
 		if (!nb)
 			return -ENOMEM;
 		d->q = nb;

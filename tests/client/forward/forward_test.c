@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -264,6 +265,19 @@ void ftest_abort_close(int fd)
 	close(fd);
 }
 
+static int count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
 static const struct ftest *find(const char *name)
 {
 	const struct ftest *tabs[] = { ftest_peers, ftest_fwd };
@@ -297,6 +311,7 @@ int main(int argc, char **argv)
 {
 	const struct ftest *tabs[] = { ftest_peers, ftest_fwd };
 	unsigned pass = 0, failed = 0;
+	int fds;
 	const char *lvl = getenv("FWD_TEST_LOG");
 	size_t i;
 	int a;
@@ -320,6 +335,7 @@ int main(int argc, char **argv)
 		}
 	}
 
+	fds = count_fds();
 	log_set_level(lvl ? lvl : "error");
 	if (libre_init() != 0) {
 		fprintf(stderr, "forward-test: libre_init failed\n");
@@ -339,9 +355,14 @@ int main(int argc, char **argv)
 				run(t, &pass, &failed);
 		}
 	}
-	printf("%u passed, %u failed\n", pass, failed);
-
 	tmr_debug();
 	libre_close();
+	/* Every socket a test or the forwarder opened is closed again. */
+	if (count_fds() != fds) {
+		printf("not ok - no_fd_leak (%d descriptors before, %d after)\n",
+		       fds, count_fds());
+		failed++;
+	}
+	printf("%u passed, %u failed\n", pass, failed);
 	return failed ? 1 : 0;
 }

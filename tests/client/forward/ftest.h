@@ -1,4 +1,4 @@
-/* Shared by the forwarding tests (tests/client/forward/*.c): the test
+/* Shared by the forwarding tests in tests/client/forward/: the test
  * table type, CHECK macros, main-loop spinning and small non-blocking
  * socket helpers for the "local apps" of the two in-process hosts. */
 #ifndef MESH_TESTS_FTEST_H

@@ -242,14 +242,15 @@ static enum quic_cc parse_cc(const char *s)
 	if (!strcmp(s, "cubic")) return QUIC_CC_CUBIC;
 	if (!strcmp(s, "reno")) return QUIC_CC_RENO;
 	if (!strcmp(s, "bbr2")) return QUIC_CC_BBR2;
-	return QUIC_CC_BBR;
+	if (!strcmp(s, "bbr")) return QUIC_CC_BBR;
+	return QUIC_CC_DEFAULT;
 }
 
 int main(int argc, char **argv)
 {
 	uint64_t total = 1ULL << 30;
-	size_t mtu = 1452;
-	const char *ccname = "bbr";
+	size_t mtu = 1200;
+	const char *ccname = "default (bbr2)";
 	int sv[2], opt, err, status = 0;
 	double gbps = 0;
 	struct quic_stats st = { 0 };
@@ -262,7 +263,8 @@ int main(int argc, char **argv)
 		case 'c': ccname = optarg; break;
 		default:
 			fprintf(stderr, "usage: quic-bench [-n bytes] [-m path mtu] "
-				"[-c bbr|bbr2|cubic|reno]\n");
+				"[-c bbr|bbr2|cubic|reno]\n"
+				"  defaults: -n 1073741824 -m 1200\n");
 			return 2;
 		}
 	}
