@@ -46,6 +46,9 @@ struct carrier_ops {
 
 struct carrier {
 	const struct carrier_ops *ops;
+	/* Set by the carrier's user (forward_attach() sets both, detach
+	 * clears them); the carrier reads them at each call and passes
+	 * c->arg to h.stream_opened and h.datagram. */
 	struct carrier_handlers h;
 	void *arg;
 };

@@ -46,14 +46,14 @@ static void stream_destructor(void *arg)
 	mem_deref(st->rx);
 }
 
-struct fwd_stream *fwd_stream_new(struct fwd_peer *peer, struct cstream *cs,
-				  enum fwd_skind kind)
+int fwd_stream_alloc(struct fwd_stream **stp, struct fwd_peer *peer,
+		     struct cstream *cs, enum fwd_skind kind)
 {
 	struct fwd_stream *st;
 
 	st = mem_zalloc(sizeof(*st), stream_destructor);
 	if (!st)
-		return NULL;
+		return ENOMEM;
 	st->peer = peer;
 	st->cs = cs;
 	st->fd = -1;
@@ -61,7 +61,8 @@ struct fwd_stream *fwd_stream_new(struct fwd_peer *peer, struct cstream *cs,
 	peer->nstreams++;
 	st->kind = FWD_S_HDR;
 	fwd_stream_set_kind(st, kind);
-	return st;
+	*stp = st; /* the list holds the reference */
+	return 0;
 }
 
 void fwd_stream_close(struct fwd_stream *st, uint64_t reset, bool abort)
@@ -409,8 +410,7 @@ static void on_stream_opened(struct cstream *cs, void *arg)
 		ops->stream_release(cs);
 		return;
 	}
-	st = fwd_stream_new(peer, cs, FWD_S_HDR);
-	if (!st) {
+	if (fwd_stream_alloc(&st, peer, cs, FWD_S_HDR)) {
 		ops->stream_reset(cs, FWD_RST_INTERNAL);
 		ops->stream_release(cs);
 		return;
@@ -620,6 +620,10 @@ int forward_alloc(struct forward **fp, struct peer_table *t,
 		if (rc)
 			goto out;
 	}
+	log_info("fwd", "%s plan: %zu port(s) for each of %zu peer(s) on %s",
+		 peers_plan(t) == PEERS_PLAN_IDENTITY ? "identity-port" :
+		 "peer-VIP", peers_plan(t) == PEERS_PLAN_IDENTITY ?
+		 peers_nports(t) : peers_nallow(t), f->npeers - 1, host);
 
  out:
 	if (rc)

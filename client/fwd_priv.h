@@ -125,8 +125,10 @@ struct fwd_stream {
 
 /* forward.c */
 extern const struct cstream_handlers fwd_stream_handlers;
-struct fwd_stream *fwd_stream_new(struct fwd_peer *peer, struct cstream *cs,
-				  enum fwd_skind kind);
+/* A stream held by peer->streams (which owns the reference; *stp is
+ * borrowed). */
+int fwd_stream_alloc(struct fwd_stream **stp, struct fwd_peer *peer,
+		     struct cstream *cs, enum fwd_skind kind);
 /* Closes a stream: with reset != 0 the stream is reset with that code
  * first; abort closes the local socket with RST. Idempotent. */
 void fwd_stream_close(struct fwd_stream *st, uint64_t reset, bool abort);

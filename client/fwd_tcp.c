@@ -347,8 +347,7 @@ static void tcp_accepted(struct fwd_slot *s, int fd)
 		fwd_sock_abort(fd);
 		return;
 	}
-	st = fwd_stream_new(peer, cs, FWD_S_TCP);
-	if (!st) {
+	if (fwd_stream_alloc(&st, peer, cs, FWD_S_TCP)) {
 		car->ops->stream_reset(cs, FWD_RST_INTERNAL);
 		car->ops->stream_release(cs);
 		fwd_sock_abort(fd);

@@ -91,8 +91,7 @@ static void udp_send_stream(struct fwd_slot *s, uint8_t *buf, size_t n)
 		peer->cnt.drop_carrier++;
 		return;
 	}
-	st = fwd_stream_new(peer, cs, FWD_S_UDP_OUT);
-	if (!st) {
+	if (fwd_stream_alloc(&st, peer, cs, FWD_S_UDP_OUT)) {
 		car->ops->stream_reset(cs, FWD_RST_INTERNAL);
 		car->ops->stream_release(cs);
 		peer->cnt.drop_carrier++;

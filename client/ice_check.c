@@ -145,8 +145,9 @@ static struct ice_pair *pair_find(const struct ice_session *s,
 	return NULL;
 }
 
+/* learnt: the peer's own check just came from rc over b. */
 static struct ice_pair *pair_add(struct ice_session *s, struct ice_base *b,
-				 struct ice_candidate *rc)
+				 struct ice_candidate *rc, bool learnt)
 {
 	struct ice_pair *p;
 
@@ -159,6 +160,13 @@ static struct ice_pair *pair_add(struct ice_session *s, struct ice_base *b,
 	p = pair_find(s, b, &rc->addr);
 	if (p)
 		return p;
+	/* From a relayed base, a peer's host address is checked only once
+	 * the peer's own check came from it. A TURN server rarely reaches a
+	 * host address (it is usually behind the peer's NAT), and coturn
+	 * tears the whole allocation down when sending to a peer fails
+	 * (ENETUNREACH): one such check would cost us the relay. */
+	if (ice_base_is_relay(b) && rc->type == ICE_CT_HOST && !learnt)
+		return NULL;
 	if (s->n_pairs >= ICE_MAX_PAIRS)
 		return NULL;
 
@@ -197,7 +205,7 @@ static void trigger(struct ice_pair *p)
 void ice_pairs_form_base(struct ice_session *s, struct ice_base *b)
 {
 	for (struct le *le = s->rcands.head; le; le = le->next)
-		(void)pair_add(s, b, le->data);
+		(void)pair_add(s, b, le->data, false);
 	pace_kick(s);
 }
 
@@ -394,7 +402,8 @@ static void pace_timeout(void *arg)
 
 	if (p->txn)
 		mem_deref(p->txn);
-	(void)txn_start(p, false, false);
+	/* a pair being nominated keeps its USE-CANDIDATE when re-checked */
+	(void)txn_start(p, p == s->nominating, false);
 	s->t_last_check = tmr_jiffies();
 	tmr_start(&s->tmr_pace, ICE_TA_MS, pace_timeout, s);
 }
@@ -845,7 +854,7 @@ static void remote_check(struct ice_session *s, struct ice_base *b,
 		return;
 	p = pair_find(s, b, src);
 	if (!p)
-		p = pair_add(s, b, rc);
+		p = pair_add(s, b, rc, true);
 	if (!p)
 		return;
 	p->remote_ok = true;

@@ -4,7 +4,6 @@
  * sockets or log: the caller prints the one-line error and exits 2. */
 #include "client/peers.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -106,7 +105,9 @@ bool peers_id_valid(const char *id)
 
 		if (n >= PEERS_ID_MAX)
 			return false;
-		if (!isalnum(c) && c != '.' && c != '_' && c != '-')
+		/* Explicit ranges: isalnum() follows the locale. */
+		if (!(c >= 'a' && c <= 'z') && !(c >= 'A' && c <= 'Z') &&
+		    !(c >= '0' && c <= '9') && c != '.' && c != '_' && c != '-')
 			return false;
 	}
 	return n > 0;
@@ -122,10 +123,10 @@ static bool parse_cidr(const char *s, uint32_t *addr, unsigned *prefix)
 	for (part = 0; part < 5; part++) {
 		const char *start = s;
 
-		if (!isdigit((unsigned char)*s))
+		if (*s < '0' || *s > '9')
 			return false;
 		v = 0;
-		while (isdigit((unsigned char)*s)) {
+		while (*s >= '0' && *s <= '9') {
 			v = v * 10 + (unsigned)(*s - '0');
 			if (v > 255)
 				return false;

@@ -32,9 +32,9 @@
 /* --- Constants, each with its source ----------------------------------- */
 
 /* RFC 9000 section 10.1: each endpoint advertises max_idle_timeout; the
- * effective value is the smaller one. 15 s matches the 15 s dead-path
- * budget of the client issue, so QUIC never outlives a path ICE has
- * declared dead, and never gives up before ICE could find a new one. */
+ * effective value is the smaller one (and at least 3 PTO). 15 s is the
+ * dead-path budget of the client issue: QUIC gives up on a silent peer
+ * when ICE declares the path dead, not later. */
 #define QUIC_IDLE_TIMEOUT_MS 15000
 /* RFC 9000 section 10.1.2: an endpoint that wants to keep an idle
  * connection open sends PING before the idle timeout; three tries fit in
@@ -158,9 +158,12 @@ struct cstream {
 };
 
 struct quic_conn {
-	struct carrier carrier;     /* what quic_carrier() returns */
+	struct carrier carrier;     /* what quic_carrier() returns; its user
+				     * may replace h and arg at any time
+				     * (carrier.h), so both are read at
+				     * each call */
 	quic_state_h *stateh;       /* state events */
-	void *arg;                  /* for stateh and carrier handlers */
+	void *arg;                  /* for stateh */
 	struct quic_identity *id;   /* our key + certificate (referenced) */
 	struct mesh_path *path;     /* packets go out and come in here */
 	enum quic_role role;
@@ -518,7 +521,7 @@ static int cb_stream_open(ngtcp2_conn *conn, int64_t stream_id, void *user_data)
 
 	if (!qc_orphan(qc) && qc->carrier.h.stream_opened) {
 		mem_ref(s);
-		qc->carrier.h.stream_opened(s, qc->arg);
+		qc->carrier.h.stream_opened(s, qc->carrier.arg);
 		if (!s->has_h && !s->released && !s->app_done) {
 			/* Contract broken (no handlers): refuse the stream. */
 			rv = ngtcp2_conn_shutdown_stream(conn, stream_id,
@@ -696,7 +699,7 @@ static int cb_recv_datagram(ngtcp2_conn *conn, uint32_t flags,
 	(void)flags;
 	qc->st.dgram_rx++;
 	if (!qc_orphan(qc) && qc->carrier.h.datagram)
-		qc->carrier.h.datagram(data, datalen, qc->arg);
+		qc->carrier.h.datagram(data, datalen, qc->carrier.arg);
 	return 0;
 }
 

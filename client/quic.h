@@ -71,7 +71,6 @@ struct quic_config {
 /* Codes the carrier itself passes to cstream_handlers.reset. */
 #define QUIC_ERR_CONN_CLOSED     UINT64_C(0x6d7f0001) /* connection went away */
 #define QUIC_ERR_STREAM_RELEASED UINT64_C(0x6d7f0002) /* released while open */
-#define QUIC_ERR_STOP_SENDING    UINT64_C(0x6d7f0003) /* peer stopped reading */
 
 /* Carrier behaviour beyond carrier.h (docs/quic.md): stream_open and
  * datagram_send return ENOTCONN before QUIC_EV_CONNECTED and after a
@@ -82,8 +81,10 @@ struct quic_config {
  * must be released, also after its connection is gone. */
 
 /* Installs itself as path->recv. A client starts the handshake at once, a
- * server waits for the client's first packet. h and arg serve the carrier
- * (carrier.h) and cfg->stateh. The path must outlive the connection. */
+ * server waits for the client's first packet. h and arg become the
+ * carrier's h and arg (its user may replace them later, e.g.
+ * forward_attach()); arg is also cfg->stateh's argument. The path must
+ * outlive the connection. */
 int quic_conn_alloc(struct quic_conn **qcp, const struct quic_config *cfg,
 		    struct mesh_path *path, const struct carrier_handlers *h,
 		    void *arg);

@@ -7,7 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -416,6 +418,33 @@ out:
 	tmp_remove(&t);
 }
 
+static void t_secret_fifo(void)
+{
+	/* A FIFO is not a regular file: refused at once, not waited on for a
+	 * writer. Run in a child so a hang fails this test after 2 s instead
+	 * of hanging the suite. */
+	struct tmpdir t = { { 0 } };
+	pid_t pid = -1;
+	int status = 0;
+	CHECK(tmp_make(&t) == 0);
+	CHECK(mkfifo(t.path, 0600) == 0);
+	fflush(NULL);
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		struct mesh_keys k;
+		char err[256];
+		alarm(2);
+		_exit(keys_load(t.path, &k, err, sizeof(err)) != 0 ? 0 : 1);
+	}
+	CHECK(waitpid(pid, &status, 0) == pid);
+	CHECKF(!WIFSIGNALED(status), "keys_load on a FIFO blocked (killed by signal %d)",
+	       WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+	CHECKF(WIFEXITED(status) && WEXITSTATUS(status) == 0, "keys_load accepted a FIFO");
+out:
+	tmp_remove(&t);
+}
+
 static void t_secret_overlong(void)
 {
 	/* 4097 bytes of hex: longer than any secret line; and a hex line of
@@ -449,4 +478,5 @@ TEST_SUITE(keys_suite,
 	{ "keys_secret_file_mode", t_secret_mode },
 	{ "keys_secret_file_directory", t_secret_directory },
 	{ "keys_secret_file_symlink", t_secret_symlink },
+	{ "keys_secret_file_fifo_refused", t_secret_fifo },
 	{ "keys_secret_file_overlong", t_secret_overlong });

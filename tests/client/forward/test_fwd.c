@@ -182,7 +182,7 @@ static int t_udp_identity(void)
 	return rc;
 }
 
-static int t_udp_large(void)
+static int udp_large(const struct carrier_pair_opts *o)
 {
 	static const size_t sizes[] = { 0, 1, 1196, 1197, 9000, 65507 };
 	struct fx fx;
@@ -193,7 +193,7 @@ static int t_udp_large(void)
 	ssize_t r;
 
 	CHECK(tx && rx);
-	CHECK(fx_open(&fx, false, NULL, true) == 0);
+	CHECK(fx_open(&fx, false, o, true) == 0);
 	a = ftest_udp(HOST_A, fx.base);
 	b = ftest_udp(HOST_B, fx.base + 2);
 	CHECK(a >= 0 && b >= 0);
@@ -231,6 +231,21 @@ static int t_udp_large(void)
 	free(rx);
 	fx_close(&fx);
 	return rc;
+}
+
+static int t_udp_large(void)
+{
+	return udp_large(NULL);
+}
+
+/* Stream windows and send buffers far below one datagram: the large ones
+ * go out in many short writes and still arrive whole. */
+static int t_udp_large_small_window(void)
+{
+	struct carrier_pair_opts o = { .stream_window = 4096,
+				       .stream_sndbuf = 1000, .chunk = 700 };
+
+	return udp_large(&o);
 }
 
 /* A burst of large datagrams: all arrive (the carrier is not lossy), in
@@ -746,26 +761,26 @@ static int t_tcp_backpressure(void)
 }
 
 /* Several MiB both ways at once arrive byte-identical. */
-static int t_tcp_bulk(void)
+static int tcp_bulk(const struct carrier_pair_opts *o, size_t total)
 {
-	enum { TOTAL = 8 << 20, CH = 32768 };
+	enum { CH = 32768 };
 	uint8_t *buf = malloc(CH);
 	size_t tx[2] = { 0, 0 }, rx[2] = { 0, 0 };
 	int fds[2] = { -1, -1 }, lb = -1, rc = 0, idle = 0, d;
 	struct fx fx;
 
 	CHECK(buf);
-	CHECK(fx_open(&fx, false, NULL, true) == 0);
+	CHECK(fx_open(&fx, false, o, true) == 0);
 	lb = ftest_listen(HOST_B, fx.base + 2);
 	CHECK(lb >= 0);
 	CHECK(tcp_pair(lb, HOST_A, fx.base + 2, &fds[0], &fds[1], NULL) == 0);
 
-	while ((tx[0] < TOTAL || tx[1] < TOTAL || rx[0] < TOTAL ||
-		rx[1] < TOTAL) && idle < WAIT) {
+	while ((tx[0] < total || tx[1] < total || rx[0] < total ||
+		rx[1] < total) && idle < WAIT) {
 		bool progress = false;
 
 		for (d = 0; d < 2; d++) {
-			size_t n = TOTAL - tx[d] < CH ? TOTAL - tx[d] : CH, i;
+			size_t n = total - tx[d] < CH ? total - tx[d] : CH, i;
 			ssize_t r;
 
 			if (n) {
@@ -798,9 +813,9 @@ static int t_tcp_bulk(void)
 			ftest_spin(1);
 		}
 	}
-	CHECK(rx[0] == TOTAL && rx[1] == TOTAL);
-	CHECK(cnt(fx.fa, "w2").tcp_bytes_tx == TOTAL);
-	CHECK(cnt(fx.fa, "w2").tcp_bytes_rx == TOTAL);
+	CHECK(rx[0] == total && rx[1] == total);
+	CHECK(cnt(fx.fa, "w2").tcp_bytes_tx == total);
+	CHECK(cnt(fx.fa, "w2").tcp_bytes_rx == total);
 	close(fds[0]);
 	close(fds[1]);
 	fds[0] = fds[1] = -1;
@@ -815,6 +830,21 @@ static int t_tcp_bulk(void)
 	free(buf);
 	fx_close(&fx);
 	return rc;
+}
+
+static int t_tcp_bulk(void)
+{
+	return tcp_bulk(NULL, 8 << 20);
+}
+
+/* Tiny windows and send buffers: every write is short, every byte waits
+ * for writable and consumed. */
+static int t_tcp_bulk_small_window(void)
+{
+	struct carrier_pair_opts o = { .stream_window = 1500,
+				       .stream_sndbuf = 700, .chunk = 333 };
+
+	return tcp_bulk(&o, 1 << 20);
 }
 
 static int t_tcp_many(void)
@@ -1033,6 +1063,7 @@ const struct ftest ftest_fwd[] = {
 	{ "fwd_bind_errors", t_bind_errors },
 	{ "udp_identity", t_udp_identity },
 	{ "udp_large", t_udp_large },
+	{ "udp_large_small_window", t_udp_large_small_window },
 	{ "udp_large_burst", t_udp_large_burst },
 	{ "udp_vip", t_udp_vip },
 	{ "tcp_identity", t_tcp_identity },
@@ -1045,6 +1076,7 @@ const struct ftest ftest_fwd[] = {
 	{ "detach_resets", t_detach_resets },
 	{ "tcp_backpressure", t_tcp_backpressure },
 	{ "tcp_bulk", t_tcp_bulk },
+	{ "tcp_bulk_small_window", t_tcp_bulk_small_window },
 	{ "tcp_many", t_tcp_many },
 	{ "bad_frames", t_bad_frames },
 	{ NULL, NULL },

@@ -89,7 +89,7 @@ fi
 
 # --- the coordinator --------------------------------------------------------
 netlab_spawn coord "$COORDINATOR" --secret-file "$SECRET" --listen "$COORD" \
-	--relay-ports 49152-49407 --log-level warn
+	--relay-ports 49152-49407 --log-level "${ICE_COORD_LOG:-warn}"
 COORD_PID=$NETLAB_LAST_PID
 end=$((SECONDS + 20))
 until NETLAB_TIMEOUT=3 netlab_exec coord curl -fsS -o /dev/null --max-time 2 \
@@ -111,7 +111,7 @@ start() {
 	mkdir -p "$NETLAB_DIR/$scen"
 	netlab_spawn "$host" "$DRIVER" --id "$id" --peer "$peer" \
 		--dir "$NETLAB_DIR/$scen" --secret-file "$SECRET" \
-		--coordinator "$COORD" "$@"
+		--coordinator "$COORD" ${ICE_DRIVER_FLAGS:-} "$@"
 	PID[$id]=$NETLAB_LAST_PID
 	LOG[$id]=$NETLAB_LAST_LOG
 }
