@@ -185,8 +185,8 @@ static struct ice_pair *pair_add(struct ice_session *s, struct ice_base *b,
 	list_sort(&s->pairs, pair_sort_h, NULL);
 	s->n_pairs++;
 
-	/* RFC 8445 6.1.2.? / RFC 8656 9: a relayed candidate needs a
-	 * permission for the peer before anything passes either way. */
+	/* RFC 8656 9: a relayed candidate needs a permission for the peer's
+	 * IP before anything passes either way (RFC 8445 5.1.1.2). */
 	if (b->ops->permit)
 		b->ops->permit(b, &rc->addr);
 	return p;
@@ -733,10 +733,19 @@ static void select_pair(struct ice_session *s, struct ice_pair *p)
 		struct ice_pair *q = le->data;
 
 		list_unlink(&q->tle);
-		if (q->state == ICE_PS_WAITING || q->state == ICE_PS_INPROGRESS) {
-			q->state = ICE_PS_CANCELLED;
+		if (q->state != ICE_PS_WAITING && q->state != ICE_PS_INPROGRESS)
+			continue;
+		q->state = ICE_PS_CANCELLED;
+		/* For "why relayed": a direct pair that was still waiting
+		 * for an answer when the relay won says so. */
+		if (q->direct && !p->direct && q->checks)
+			snprintf(q->err, sizeof(q->err),
+				 "no answer to %u checks in %llu ms, so a "
+				 "relay was used", q->checks,
+				 (unsigned long long)(s->t_connected -
+						      s->t_checks));
+		else
 			str_ncpy(q->err, why, sizeof(q->err));
-		}
 	}
 	s->srtt_ms = p->rtt_ms;
 	ice_cand_str(s->sel_local, sizeof(s->sel_local), p->ltype,

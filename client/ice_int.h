@@ -13,8 +13,8 @@
 enum {
 	ICE_MAX_HOST_ADDRS = 8,   /* interface addresses used as host candidates */
 	ICE_MAX_SERVERS    = 24,  /* STUN/TURN servers over all coordinators */
-	ICE_MAX_LCANDS     = 40,  /* local candidates */
-	ICE_MAX_RCANDS     = 32,  /* candidates in a remote description */
+	ICE_MAX_LCANDS     = 48,  /* local candidates */
+	ICE_MAX_RCANDS     = 48,  /* candidates in a remote description */
 	ICE_MAX_PRFLX      = 16,  /* remote peer-reflexive candidates learnt */
 	ICE_MAX_PAIRS      = 256, /* candidate pairs */
 	ICE_MAX_EARLY      = 16,  /* checks kept from before the remote description */

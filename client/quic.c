@@ -1716,7 +1716,7 @@ static void qc_destructor(void *arg)
  * here is mostly random (lossy paths, not queues), which loss-based
  * controllers mistake for congestion. 20 MB at 10% loss each way and
  * 25 ms each way (tests/client/quic): CUBIC did not finish in 120 s, BBR
- * took 4-15 s, BBRv2 3.6-4.0 s, so BBRv2 is the default. */
+ * took 4-15 s, BBRv2 3.1-5.1 s, so BBRv2 is the default. */
 static ngtcp2_cc_algo cc_algo(enum quic_cc cc)
 {
 	switch (cc) {

@@ -6,7 +6,10 @@
  * tcp/tls and turnc (whose ICE module covers only UDP). This file owns the
  * connection and the stream reassembly; it must not look inside what the
  * peer sends (that is ice_base_recv's job). */
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "client/ice_int.h"
 #include "common/log.h"
@@ -227,6 +230,15 @@ int ice_base_relay_tcp_alloc(struct ice_base **bp, struct ice_session *s,
 			  close_handler, b);
 	if (err)
 		goto out;
+	{
+		/* Datagrams must not wait for Nagle (RFC 896) to fill a
+		 * segment: checks and QUIC packets go out at once. */
+		int one = 1, fd = tcp_conn_fd(b->tc);
+
+		if (fd >= 0)
+			(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
+					 sizeof(one));
+	}
 	/* TLS in libre is a helper on the TCP connection: it handshakes once
 	 * TCP is up and calls estab_handler when TLS is. The TURN server's
 	 * certificate is not verified: TLS here only gets through firewalls;

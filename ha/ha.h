@@ -49,7 +49,18 @@ struct ha_config {
  * value with a one-line reason naming the option. */
 int ha_new(struct ha **out, struct event_base *base, const struct ha_config *cfg,
 	   struct mailbox **mailbox, struct replay **replay, char *err, size_t errlen);
+/* Must be called after every thread bound with ha_bind_thread stopped
+ * (their instances go when the threads exit). */
 void ha_free(struct ha *ha);
+
+/* For the broker's thread_init hook: call it on each HTTP worker thread
+ * with that thread's loop (the main loop included) before the thread
+ * serves requests. A thread other than ha_new's gets its own Redis
+ * connections on its loop, so the Redis backend can use several HTTP
+ * threads; calls from an unbound thread go to the main loop's instance
+ * (single-threaded use: do not bind, or bind only the main loop).
+ * Returns 0 or an errno value (the thread then must not serve). */
+int ha_bind_thread(struct ha *ha, struct event_base *base);
 
 /* Appends the live coordinators as a JSON array body fragment
  * ("[{...},{...}]") to out, from a cache refreshed in the background. */

@@ -210,6 +210,7 @@ void sentinel_metrics(struct sentinel_set *ss, struct evbuffer *out);
 /* ---- the Redis mailbox (mailbox_redis.c) ---------------------------------- */
 
 struct ha;
+struct mb_stats;
 
 struct mailbox_redis_config {
 	unsigned message_ttl_s;
@@ -250,6 +251,17 @@ void registry_json(struct registry *reg, struct evbuffer *out);
 size_t registry_live(struct registry *reg);
 
 /* ---- what ha.c offers the parts above -------------------------------------- */
+
+/* The calling thread's instance's mailbox / replay store (ha_bind_thread),
+ * for the ops the broker calls through the owner's tables. */
+struct mailbox *ha_thread_mailbox(struct ha *ha);
+struct replay *ha_thread_replay(struct ha *ha);
+/* Counters summed over every instance (for stats() on any thread). */
+void ha_sum_stats(struct ha *ha, struct mb_stats *out, size_t *replay_size);
+size_t replay_redis_own_size(struct replay *rp);
+void mailbox_redis_own_stats(struct mailbox *mb, struct mb_stats *out);
+/* Whether other threads have instances (then figures are summed). */
+bool ha_is_threaded(struct ha *ha);
 
 /* The data connection to the master, or NULL. */
 struct rconn *ha_data(struct ha *ha);

@@ -85,6 +85,7 @@ TAILQ_HEAD(pbatch_list, pbatch);
 struct mb_watch {
 	LIST_ENTRY(mb_watch) link;
 	struct wbox *box;
+	struct mailbox_redis *m;  /* the instance (thread) it was made on */
 	struct event *ev; /* activated per wake; runs the callback from the loop */
 	mb_wake_cb wake;
 	void *arg;
@@ -118,6 +119,13 @@ struct mailbox_redis {
 static struct mailbox_redis *upcast(struct mailbox *mb)
 {
 	return (struct mailbox_redis *)mb;
+}
+
+/* The broker holds the owner's mailbox; each HTTP thread works on its
+ * own instance (ha_bind_thread). */
+static struct mailbox_redis *mine(struct mailbox *mb)
+{
+	return upcast(ha_thread_mailbox(upcast(mb)->ha));
 }
 
 static bool log_now(struct mailbox_redis *m)
@@ -477,7 +485,7 @@ static void content_digest(const char *epoch, const char *kind, const char *psig
 
 static void rd_publish(struct mailbox *mb, const struct publish_msg *in, mb_publish_cb cb, void *arg)
 {
-	struct mailbox_redis *m = upcast(mb);
+	struct mailbox_redis *m = mine(mb);
 	struct op *op = op_new(m, OP_PUBLISH, arg);
 	if (!op) {
 		struct mb_publish_result res = { .status = MB_OVERLOADED };
@@ -708,7 +716,7 @@ static void op_after_barrier(struct op *op, bool ok)
 static void rd_fetch(struct mailbox *mb, const char *peer, const char *ack_cursor, size_t max,
 		     mb_fetch_cb cb, void *arg)
 {
-	struct mailbox_redis *m = upcast(mb);
+	struct mailbox_redis *m = mine(mb);
 	struct op *op = op_new(m, OP_FETCH, arg);
 	if (!op) {
 		struct mb_fetch_result res = { .status = MB_OVERLOADED, .cursor = "" };
@@ -750,7 +758,7 @@ static void watch_fire(evutil_socket_t fd, short what, void *arg)
 
 static struct mb_watch *rd_watch(struct mailbox *mb, const char *peer, mb_wake_cb wake, void *arg)
 {
-	struct mailbox_redis *m = upcast(mb);
+	struct mailbox_redis *m = mine(mb);
 	struct wbox *b = strmap_get(m->boxes, peer);
 	if (!b) {
 		b = calloc(1, sizeof(*b));
@@ -775,6 +783,7 @@ static struct mb_watch *rd_watch(struct mailbox *mb, const char *peer, mb_wake_c
 		return NULL;
 	}
 	w->box = b;
+	w->m = m;
 	w->wake = wake;
 	w->arg = arg;
 	LIST_INSERT_HEAD(&b->watchers, w, link);
@@ -783,9 +792,9 @@ static struct mb_watch *rd_watch(struct mailbox *mb, const char *peer, mb_wake_c
 
 static void rd_unwatch(struct mailbox *mb, struct mb_watch *w)
 {
-	struct mailbox_redis *m = upcast(mb);
 	if (!w)
 		return;
+	struct mailbox_redis *m = w->m;
 	struct wbox *b = w->box;
 	LIST_REMOVE(w, link);
 	event_free(w->ev);
@@ -831,10 +840,21 @@ void mailbox_redis_wake_all(struct mailbox *mb)
 
 static bool rd_ready(struct mailbox *mb, char *why, size_t why_len)
 {
-	return ha_usable(upcast(mb)->ha, why, why_len);
+	return ha_usable(mine(mb)->ha, why, why_len);
 }
 
 static void rd_stats(struct mailbox *mb, struct mb_stats *out)
+{
+	struct mailbox_redis *m = upcast(mb);
+	if (m == mine(mb) && !ha_is_threaded(m->ha)) {
+		*out = m->stats; /* one instance: its own figures, current */
+		return;
+	}
+	ha_sum_stats(m->ha, out, NULL);
+}
+
+/* What ha.c snapshots of this instance. */
+void mailbox_redis_own_stats(struct mailbox *mb, struct mb_stats *out)
 {
 	*out = upcast(mb)->stats;
 }

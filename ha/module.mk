@@ -12,7 +12,7 @@
 HA_SRCS := ha/ha.c ha/rconn.c ha/sentinel.c ha/scripts.c ha/redis_url.c \
 	ha/mailbox_redis.c ha/replay_redis.c ha/registry.c
 HA_OBJS := $(HA_SRCS:%.c=$(BUILD)/%.o)
-HA_LIBS := -lhiredis -ljansson -levent -lcrypto
+HA_LIBS := -lhiredis -ljansson -levent -lcrypto -lpthread
 
 HA_TEST := $(BIN)/ha-test
 HA_TEST_OBJS := $(BUILD)/tests/ha/ha_test.o

@@ -16,6 +16,7 @@
 
 #include "common/log.h"
 #include "signaling/auth.h"
+#include "signaling/mailbox.h"
 #include "signaling/replay.h"
 
 /* Nonces per script call; more wait for the next one. */
@@ -163,7 +164,10 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 
 static void rr_check(struct replay *base, const char *nonce, replay_cb cb, void *arg)
 {
-	struct replay_redis *rp = (struct replay_redis *)base;
+	/* The broker holds the owner's store; each HTTP thread works on its
+	 * own instance (ha_bind_thread). */
+	struct replay_redis *rp =
+		(struct replay_redis *)ha_thread_replay(((struct replay_redis *)base)->ha);
 	struct rop *op = calloc(1, sizeof(*op));
 	if (!op) {
 		cb(REPLAY_FULL, arg);
@@ -192,7 +196,7 @@ static void rr_check(struct replay *base, const char *nonce, replay_cb cb, void 
 	event_active(rp->flush_ev, EV_READ, 0);
 }
 
-static size_t rr_size(struct replay *base)
+size_t replay_redis_own_size(struct replay *base)
 {
 	struct replay_redis *rp = (struct replay_redis *)base;
 	int64_t sec = ha_now_ms() / 1000;
@@ -200,6 +204,17 @@ static size_t rr_size(struct replay *base)
 	for (size_t i = 0; i < HA_NONCE_TTL_S; i++)
 		if (sec - rp->sec_of[i] < HA_NONCE_TTL_S)
 			n += rp->per_sec[i];
+	return n;
+}
+
+static size_t rr_size(struct replay *base)
+{
+	struct replay_redis *rp = (struct replay_redis *)base;
+	if (!ha_is_threaded(rp->ha))
+		return replay_redis_own_size(base);
+	struct mb_stats st;
+	size_t n = 0;
+	ha_sum_stats(rp->ha, &st, &n);
 	return n;
 }
 

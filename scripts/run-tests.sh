@@ -29,10 +29,13 @@ SUITES=(
 	"netlab:make test-netlab"
 	"ha:make test-ha"
 	"ha-cluster:make test-ha-cluster"
+	"forward:make test-forward"
 	"asan-build:make -j$JOBS SAN=1 all tests-build"
 	"asan-unit:make SAN=1 test-unit"
 	"asan-conformance:make SAN=1 test-conformance"
 	"asan-hardening:make SAN=1 test-hardening"
+	"asan-turn:make SAN=1 test-turn"
+	"asan-forward:make SAN=1 test-forward"
 	"fuzz:make fuzz-ci"
 )
 if [[ ${1:-} == --quick ]]; then

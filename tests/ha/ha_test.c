@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -797,6 +798,97 @@ static bool t_race(void)
 	return true;
 }
 
+/* A second HTTP thread (ha_bind_thread) gets its own instance: it
+ * publishes on its own loop and connection, a watcher on the main loop is
+ * woken, and its instance goes away when the thread ends. */
+struct thr {
+	char from[32], to[32];
+	bool ok;
+	char id[MSG_ID_MAX];
+	int fetched;
+	char why[200];
+};
+
+static void thr_pub_cb(const struct mb_publish_result *r, void *arg)
+{
+	struct pub_res *p = arg;
+	p->r = *r;
+	p->done = true;
+}
+
+static void thr_fetch_cb(const struct mb_fetch_result *r, void *arg)
+{
+	int *n = arg;
+	*n = r->status == MB_OK ? (int)r->count : -1;
+}
+
+static void *thr_main(void *arg)
+{
+	struct thr *t = arg;
+	struct event_base *b = event_base_new();
+	struct event *tk = event_new(b, -1, EV_PERSIST, tick_cb, NULL);
+	struct timeval tv = { 0, 5000 };
+	event_add(tk, &tv);
+	if (ha_bind_thread(N1.ha, b) != 0) {
+		snprintf(t->why, sizeof(t->why), "ha_bind_thread failed");
+		goto out;
+	}
+	int64_t end = mono_ms() + 5000;
+	while (!N1.mb->ops->ready(N1.mb, NULL, 0) && mono_ms() < end)
+		event_base_loop(b, EVLOOP_ONCE);
+	struct publish_msg m;
+	fill_msg(&m, t->from, t->to, 1, "offer", "from a thread");
+	struct pub_res p = { 0 };
+	N1.mb->ops->publish(N1.mb, &m, thr_pub_cb, &p);
+	while (!p.done && mono_ms() < end)
+		event_base_loop(b, EVLOOP_ONCE);
+	if (!p.done || p.r.status != MB_OK) {
+		snprintf(t->why, sizeof(t->why), "publish on the thread: %d", p.r.status);
+		goto out;
+	}
+	snprintf(t->id, sizeof(t->id), "%s", p.r.id);
+	t->fetched = -2;
+	N1.mb->ops->fetch(N1.mb, t->to, NULL, 10, thr_fetch_cb, &t->fetched);
+	while (t->fetched == -2 && mono_ms() < end)
+		event_base_loop(b, EVLOOP_ONCE);
+	t->ok = t->fetched == 1;
+	if (!t->ok)
+		snprintf(t->why, sizeof(t->why), "fetch on the thread: %d", t->fetched);
+out:
+	event_free(tk);
+	/* The instance's events go at thread exit (key destructor), before
+	 * its loop is freed, exactly as the broker's workers end. */
+	pthread_exit(b);
+}
+
+static bool t_threads(void)
+{
+	struct thr t = { .ok = false };
+	rand_id(t.from, sizeof(t.from), "a");
+	rand_id(t.to, sizeof(t.to), "b");
+	struct wake_rec w = { 0 };
+	struct mb_watch *wt = N1.mb->ops->watch(N1.mb, t.to, wake_cb, &w);
+	CHECK(wt, "watch");
+	pthread_t th;
+	CHECK(pthread_create(&th, NULL, thr_main, &t) == 0, "pthread_create");
+	bool woke = run_until(&w.woke, 6000);
+	void *tb = NULL;
+	pthread_join(th, &tb);
+	if (tb)
+		event_base_free(tb);
+	N1.mb->ops->unwatch(N1.mb, wt);
+	CHECK(t.ok, "%s", t.why);
+	CHECK(woke, "main loop's watcher not woken by the thread's publish");
+	double conns = 0;
+	metric_value(&N1, "mesh_redis_connections", &conns);
+	CHECK(conns == 1, "the thread's instance outlived it (%g)", conns);
+	struct fres *f = fetch(N1.mb, t.to, t.id, 10);
+	bool ok = f->st == MB_OK && f->n == 0;
+	fres_free(f);
+	CHECK(ok, "ack from the main loop");
+	return true;
+}
+
 /* Random operations on the Redis and the memory mailbox side by side:
  * same statuses, same epochs, same messages. */
 static bool t_diff(void)
@@ -1018,6 +1110,7 @@ static const struct test TESTS[] = {
 	{ "noscript", t_noscript, 1 },
 	{ "unavailable", t_unavailable, 1 },
 	{ "race", t_race, 1 },
+	{ "threads", t_threads, 1 },
 	{ "diff", t_diff, 1 },
 	{ "ha-basic", t_ha_basic, 2 },
 	{ "registry", t_registry, 2 },

@@ -132,7 +132,7 @@ static void test_desc_parse(void)
 	big = mem_zalloc(20000, NULL);
 	CHECK(big);
 	off = (size_t)snprintf(big, 20000, "%s", good_head);
-	for (int i = 0; i < 33; i++)
+	for (int i = 0; i < 49; i++)
 		off += (size_t)snprintf(big + off, 20000 - off,
 			"candidate:%d 1 udp 5 198.18.1.%d 5 typ host\n", i, i + 1);
 	snprintf(big + off, 20000 - off, "end-of-candidates\n");

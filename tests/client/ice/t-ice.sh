@@ -11,6 +11,9 @@
 #   eim-open   one behind an eim-open NAT (no inbound filter on the NAT
 #              itself), the other on a public host: direct (prflx/srflx/host)
 #   same-nat   two hosts behind one NAT: host
+#   relay-only both behind eim NATs, both --relay-only: relay-udp
+#   no-relay   both behind symmetric NATs, both --no-relay: no pair at all,
+#              failed() says so and no relayed pair was tried
 #   dead       like eim, then all traffic through one NAT is dropped
 #              (iptables in its namespace): both drivers report failed()
 #              with "consent expired" within 15 s of the drop
@@ -23,7 +26,7 @@ source "$(dirname "$0")/../../netlab/netlab.sh"
 DRIVER=$NETLAB_BIN/ice-driver
 COORDINATOR=$NETLAB_BIN/coordinator
 netlab_require "$DRIVER" "$COORDINATOR" openssl curl iptables
-ALL=(eim symmetric udp-drop eim-open same-nat dead)
+ALL=(eim symmetric udp-drop eim-open same-nat relay-only no-relay dead)
 SCEN=("$@")
 ((${#SCEN[@]})) || SCEN=("${ALL[@]}")
 for s in "${SCEN[@]}"; do
@@ -70,6 +73,7 @@ if want udp-drop; then
 	netlab_nat n-u2 198.18.0.106 udp-drop 198.18.6.0/24
 	netlab_host_behind n-u2 u2 198.18.6.10
 fi
+
 if want dead; then
 	netlab_nat n-d1 198.18.0.107 eim 198.18.7.0/24
 	netlab_host_behind n-d1 d1 198.18.7.10
@@ -85,6 +89,19 @@ if want same-nat; then
 	netlab_nat n-m 198.18.0.110 eim 198.18.10.0/24
 	netlab_host_behind n-m m1 198.18.10.10
 	netlab_host_behind n-m m2 198.18.10.11
+fi
+
+if want relay-only; then
+	netlab_nat n-r1 198.18.0.111 eim 198.18.11.0/24
+	netlab_host_behind n-r1 r1 198.18.11.10
+	netlab_nat n-r2 198.18.0.112 eim 198.18.12.0/24
+	netlab_host_behind n-r2 r2 198.18.12.10
+fi
+if want no-relay; then
+	netlab_nat n-x1 198.18.0.113 symmetric 198.18.13.0/24
+	netlab_host_behind n-x1 x1 198.18.13.10
+	netlab_nat n-x2 198.18.0.114 symmetric 198.18.14.0/24
+	netlab_host_behind n-x2 x2 198.18.14.10
 fi
 
 # --- the coordinator --------------------------------------------------------
@@ -121,6 +138,8 @@ want symmetric && { start symmetric s1 s1 s2 --timeout 25; start symmetric s2 s2
 want udp-drop && { start udp-drop u1 u1 u2 --timeout 25; start udp-drop u2 u2 u1 --timeout 25; }
 want eim-open && { start eim-open o1 o1 o2 --timeout 25; start eim-open o2 o2 o1 --timeout 25; }
 want same-nat && { start same-nat m1 m1 m2 --timeout 20; start same-nat m2 m2 m1 --timeout 20; }
+want relay-only && { start relay-only r1 r1 r2 --relay-only --timeout 20; start relay-only r2 r2 r1 --relay-only --timeout 20; }
+want no-relay && { start no-relay x1 x1 x2 --no-relay --timeout 30; start no-relay x2 x2 x1 --no-relay --timeout 30; }
 want dead && { start dead d1 d1 d2 --hold --timeout 60; start dead d2 d2 d1 --hold --timeout 60; }
 
 field() { # field ID KEY: KEY=value from the driver's "connected" line
@@ -168,6 +187,24 @@ want same-nat && check_pair same-nat m1 m2 'host' "the host pair"
 want eim-open && check_pair eim-open o1 o2 'host|srflx|prflx' "a direct pair"
 want symmetric && check_pair symmetric s1 s2 'relay-udp' "relay-udp"
 want udp-drop && check_pair udp-drop u1 u2 'relay-tcp|relay-tls' "relay-tcp or relay-tls"
+want relay-only && check_pair relay-only r1 r2 'relay-udp' "relay-udp"
+
+if want no-relay; then
+	waitexit x1 35
+	r1=$RC
+	waitexit x2 35
+	r2=$RC
+	for id in x1 x2; do
+		line=$(grep -m1 '^failed at_ms=' "${LOG[$id]}" || true)
+		echo "  no-relay: $id: ${line#*reason=}"
+		if [[ $line == *"candidate pair failed"* || $line == *"no pair selected"* ]] &&
+			! grep -q '^pair .*relay' "${LOG[$id]}" && ! grep -q '^connected' "${LOG[$id]}"; then
+			ok "no-relay: $id found no path and tried no relay"
+		else
+			notok "no-relay: $id" "expected a failure without relays (exit ${r1}/${r2}): ${line:-none}"
+		fi
+	done
+fi
 
 if want dead; then
 	end=$((SECONDS + 20))
@@ -204,6 +241,16 @@ if want dead; then
 		notok dead "the link did not come up"
 		grep -h '^pair\|^failed\|^timeout' "${LOG[d1]}" | sed 's/^/    d1: /' || true
 	fi
+fi
+
+# Sanitizer builds (make SAN=1): any report in a driver's log fails the run.
+sleep 0.5
+san=$(grep -l 'Sanitizer\|runtime error:' "${LOG[@]}" 2>/dev/null || true)
+if [[ -z $san ]]; then
+	ok "no sanitizer reports from the drivers"
+else
+	notok sanitizer "reports in: $san"
+	grep -h -A12 'Sanitizer\|runtime error:' $san | head -60 || true
 fi
 
 echo "$pass passed, $fail failed"
