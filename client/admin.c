@@ -11,7 +11,15 @@
 #include <time.h>
 
 #include <jansson.h>
-#include <re.h>
+/* Not <re.h>: its re_json.h clashes with jansson's JSON_* names. */
+#include <re_types.h>
+#include <re_fmt.h>
+#include <re_mem.h>
+#include <re_mbuf.h>
+#include <re_sa.h>
+#include <re_list.h>
+#include <re_msg.h>
+#include <re_http.h>
 
 #include "client/ice.h"
 #include "client/link.h"
@@ -507,8 +515,8 @@ int admin_alloc(struct admin **ap, const struct admin_config *cfg, char *err,
 	}
 	e = http_listen(&a->sock, &laddr, reqh, a);
 	if (e) {
-		snprintf(err, errlen, "--admin: cannot listen on %J: %s",
-			 &laddr, strerror(e));
+		re_snprintf(err, errlen, "--admin: cannot listen on %J: %m",
+			    &laddr, e);
 		goto out;
 	}
 	log_info("admin", "listening on http://%s%s%s:%u (/v1/status, /metrics)",

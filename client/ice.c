@@ -739,14 +739,12 @@ int ice_session_alloc(struct ice_session **sp, const struct ice_config *cfg,
 	}
 
 	if (cfg->path) {
-		struct ice_path *ip = (struct ice_path *)cfg->path;
-
+		/* bound to this session only once it is fully made (below) */
 		if (cfg->path->send != path_send) {
 			err = EINVAL;
 			goto out;
 		}
-		s->path = mem_ref(ip);
-		ip->s = s;
+		s->path = mem_ref((struct ice_path *)cfg->path);
 	}
 	else {
 		s->path = mem_zalloc(sizeof(*s->path), path_destructor);
@@ -773,6 +771,8 @@ int ice_session_alloc(struct ice_session **sp, const struct ice_config *cfg,
 			goto out;
 	}
 	err = gather_start(s);
+	if (!err)
+		s->path->s = s;
 
  out:
 	if (err)

@@ -36,14 +36,21 @@ static void base_destructor(void *arg)
 	mem_deref(b->rx);
 }
 
-struct ice_base *ice_base_new(struct ice_session *s, enum ice_base_kind kind,
-			      const struct ice_base_ops *ops,
-			      const struct ice_srv *srv, uint16_t lpref)
+/* A base of the given kind, appended to s->bases (which owns it). */
+int ice_base_alloc(struct ice_base **bp, struct ice_session *s,
+		   enum ice_base_kind kind, const struct ice_base_ops *ops,
+		   const struct ice_srv *srv, uint16_t lpref)
 {
-	struct ice_base *b = mem_zalloc(sizeof(*b), base_destructor);
+	struct ice_base *b;
+	int err = 0;
 
-	if (!b)
-		return NULL;
+	if (!bp || !s || !ops)
+		return EINVAL;
+	b = mem_zalloc(sizeof(*b), base_destructor);
+	if (!b) {
+		err = ENOMEM;
+		goto out;
+	}
 	b->s = s;
 	b->kind = kind;
 	b->ops = ops;
@@ -52,7 +59,11 @@ struct ice_base *ice_base_new(struct ice_session *s, enum ice_base_kind kind,
 	tmr_init(&b->tmr);
 	tmr_init(&b->tmr_close);
 	list_append(&s->bases, &b->le, b);
-	return b;
+
+ out:
+	if (!err)
+		*bp = b;
+	return err;
 }
 
 static void close_timeout(void *arg)
@@ -147,9 +158,9 @@ int ice_base_host_alloc(struct ice_base **bp, struct ice_session *s,
 	struct sa local = *addr;
 	int err;
 
-	b = ice_base_new(s, ICE_BASE_HOST, &host_ops, NULL, lpref);
-	if (!b)
-		return ENOMEM;
+	err = ice_base_alloc(&b, s, ICE_BASE_HOST, &host_ops, NULL, lpref);
+	if (err)
+		return err;
 	sa_set_port(&local, 0);
 	err = udp_listen(&b->us, &local, base_udp_recv, b);
 	if (err)
@@ -278,9 +289,10 @@ int ice_base_relay_udp_alloc(struct ice_base **bp, struct ice_session *s,
 	struct sa local;
 	int err;
 
-	b = ice_base_new(s, ICE_BASE_RELAY_UDP, &relay_udp_ops, srv, lpref);
-	if (!b)
-		return ENOMEM;
+	err = ice_base_alloc(&b, s, ICE_BASE_RELAY_UDP, &relay_udp_ops, srv,
+			     lpref);
+	if (err)
+		return err;
 	sa_init(&local, sa_af(&srv->addr));
 	err = udp_listen(&b->us, &local, base_udp_recv, b);
 	if (err)

@@ -28,11 +28,13 @@ enum {
 	 * randomized to 0.8..1.2 of it. */
 	ICE_CONSENT_INTERVAL_MS = 5000,
 	/* RFC 7675 5.1 uses STUN retransmissions (RFC 8489 6.2.1, RTO 500 ms)
-	 * for each consent check; 4 sends (0, 0.5, 1.5, 3.5 s) fit in one
+	 * for each consent check; 4 sends (0, 0.5, 1.5, 3.1 s) fit in one
 	 * interval, and at most 2 checks are outstanding. */
 	ICE_CONSENT_RTO_MS = 500,
 	ICE_CONSENT_MAX_TX = 4,
 	ICE_CONSENT_MAX_OUTSTANDING = 2,
+	/* When the checks gave no RTT (retransmitted), the first consent
+	 * check goes out this soon to measure one. */
 	ICE_FIRST_CONSENT_MS = 250,
 	/* Once a direct pair succeeded, higher-priority direct pairs still
 	 * running get this long before the best valid one is nominated. */
@@ -302,8 +304,8 @@ static uint32_t check_rto(const struct ice_session *s)
  * (USERNAME "rufrag:lufrag", MESSAGE-INTEGRITY with the peer's password),
  * PRIORITY of a peer-reflexive candidate of this base, the role attribute
  * with our tie-breaker, USE-CANDIDATE when nominating; FINGERPRINT. */
-static struct ice_txn *txn_start(struct ice_pair *p, bool use_cand,
-				 bool consent)
+static int txn_alloc(struct ice_txn **tp, struct ice_pair *p, bool use_cand,
+		     bool consent)
 {
 	struct ice_session *s = p->s;
 	struct ice_txn *t;
@@ -314,7 +316,7 @@ static struct ice_txn *txn_start(struct ice_pair *p, bool use_cand,
 
 	t = mem_zalloc(sizeof(*t), txn_destructor);
 	if (!t)
-		return NULL;
+		return ENOMEM;
 	t->pair = mem_ref(p);
 	t->use_cand = use_cand;
 	t->consent = consent;
@@ -324,8 +326,10 @@ static struct ice_txn *txn_start(struct ice_pair *p, bool use_cand,
 	rand_bytes(t->tid, sizeof(t->tid));
 	tmr_init(&t->tmr);
 	t->mb = mbuf_alloc(ICE_HEADROOM + 192);
-	if (!t->mb)
-		goto fail;
+	if (!t->mb) {
+		err = ENOMEM;
+		goto out;
+	}
 	t->mb->pos = ICE_HEADROOM;
 	snprintf(user, sizeof(user), "%s:%s", s->rufrag, s->lufrag);
 	err = stun_msg_encode(t->mb, STUN_METHOD_BINDING, STUN_CLASS_REQUEST,
@@ -339,7 +343,7 @@ static struct ice_txn *txn_start(struct ice_pair *p, bool use_cand,
 			      STUN_ATTR_USE_CAND,
 			      use_cand ? (const void *)&uc : (const void *)NULL);
 	if (err)
-		goto fail;
+		goto out;
 	list_append(&s->txns, &t->le, t);
 	if (!consent) {
 		p->txn = t;
@@ -348,11 +352,13 @@ static struct ice_txn *txn_start(struct ice_pair *p, bool use_cand,
 	t->t0 = tmr_jiffies();
 	(void)txn_send(t);
 	tmr_start(&t->tmr, t->rto, txn_timeout, t);
-	return t;
 
- fail:
-	mem_deref(t);
-	return NULL;
+ out:
+	if (err)
+		mem_deref(t);
+	else if (tp)
+		*tp = t;
+	return err;
 }
 
 static void txns_cancel_checks(struct ice_session *s)
@@ -403,7 +409,7 @@ static void pace_timeout(void *arg)
 	if (p->txn)
 		mem_deref(p->txn);
 	/* a pair being nominated keeps its USE-CANDIDATE when re-checked */
-	(void)txn_start(p, p == s->nominating, false);
+	(void)txn_alloc(NULL, p, p == s->nominating, false);
 	s->t_last_check = tmr_jiffies();
 	tmr_start(&s->tmr_pace, ICE_TA_MS, pace_timeout, s);
 }
@@ -510,7 +516,7 @@ static void nominate(struct ice_session *s, struct ice_pair *p)
 	s->nominating = p;
 	if (p->txn)
 		mem_deref(p->txn);
-	if (!txn_start(p, true, false)) {
+	if (txn_alloc(NULL, p, true, false)) {
 		s->nominating = NULL;
 		return;
 	}
@@ -680,7 +686,7 @@ static void consent_send(void *arg)
 		}
 		n--;
 	}
-	(void)txn_start(s->sel, false, true);
+	(void)txn_alloc(NULL, s->sel, false, true);
 	consent_schedule(s);
 }
 
@@ -857,9 +863,7 @@ static void remote_check(struct ice_session *s, struct ice_base *b,
 	if (b->dead || !b->cand)
 		return;
 	rc = rcand_find(s, src);
-	if (!rc)
-		rc = ice_rcand_prflx(s, src, prio);
-	if (!rc)
+	if (!rc && ice_rcand_prflx_alloc(&rc, s, src, prio))
 		return;
 	p = pair_find(s, b, src);
 	if (!p)

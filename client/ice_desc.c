@@ -588,17 +588,22 @@ int ice_desc_apply(struct ice_session *s, const char *p, size_t len)
 }
 
 /* A remote peer-reflexive candidate learnt from a check (RFC 8445
- * 7.3.1.3). Returns NULL when the bound is reached. */
-struct ice_candidate *ice_rcand_prflx(struct ice_session *s,
-				      const struct sa *src, uint32_t prio)
+ * 7.3.1.3), owned by s->rcands. EOVERFLOW when the bound is reached. */
+int ice_rcand_prflx_alloc(struct ice_candidate **cp, struct ice_session *s,
+			  const struct sa *src, uint32_t prio)
 {
 	struct ice_candidate *c;
+	int err = 0;
 
+	if (!cp || !s || !src)
+		return EINVAL;
 	if (s->n_prflx >= ICE_MAX_PRFLX)
-		return NULL;
+		return EOVERFLOW;
 	c = mem_zalloc(sizeof(*c), cand_destructor);
-	if (!c)
-		return NULL;
+	if (!c) {
+		err = ENOMEM;
+		goto out;
+	}
 	c->type = ICE_CT_PRFLX;
 	c->addr = *src;
 	c->prio = prio ? prio : ice_prio(ICE_CT_PRFLX, 0);
@@ -607,5 +612,9 @@ struct ice_candidate *ice_rcand_prflx(struct ice_session *s,
 	s->n_prflx++;
 	list_append(&s->rcands, &c->le, c);
 	list_sort(&s->rcands, prio_sort, NULL);
-	return c;
+
+ out:
+	if (!err)
+		*cp = c;
+	return err;
 }

@@ -245,7 +245,6 @@ struct ice_session {
 #define ICE_SA_STRLEN 64
 const char *ice_sa_fmt(const struct sa *sa, char *buf, size_t sz); /* "ip:port" */
 void ice_fail(struct ice_session *s, int err, const char *fmt, ...);
-void ice_gather_done_one(struct ice_session *s, struct ice_base *b);
 void ice_base_ready(struct ice_base *b, const struct sa *relayed,
 		    const struct sa *mapped);
 void ice_base_failed(struct ice_base *b, const char *fmt, ...);
@@ -265,9 +264,9 @@ void ice_base_turn_handler(int err, uint16_t scode, const char *reason,
 			   const struct sa *relay_addr,
 			   const struct sa *mapped_addr,
 			   const struct stun_msg *msg, void *arg);
-struct ice_base *ice_base_new(struct ice_session *s, enum ice_base_kind kind,
-			      const struct ice_base_ops *ops,
-			      const struct ice_srv *srv, uint16_t lpref);
+int ice_base_alloc(struct ice_base **bp, struct ice_session *s,
+		   enum ice_base_kind kind, const struct ice_base_ops *ops,
+		   const struct ice_srv *srv, uint16_t lpref);
 void ice_base_close(struct ice_base *b);
 enum ice_tr ice_base_tr(const struct ice_base *b);
 bool ice_base_is_relay(const struct ice_base *b);
@@ -290,8 +289,8 @@ int ice_desc_apply(struct ice_session *s, const char *p, size_t len);
 bool ice_addr_usable(const struct sa *sa, bool allow_loopback);
 int ice_cand_str(char *buf, size_t sz, enum ice_ctype type, enum ice_tr tr,
 		 const struct sa *addr);
-struct ice_candidate *ice_rcand_prflx(struct ice_session *s,
-				      const struct sa *src, uint32_t prio);
+int ice_rcand_prflx_alloc(struct ice_candidate **cp, struct ice_session *s,
+			  const struct sa *src, uint32_t prio);
 
 /* --- ice_check.c: pairs, checks, nomination, consent ---------------- */
 void ice_checks_start(struct ice_session *s);

@@ -14,7 +14,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <re.h>
+/* libre's single headers, not re.h: re.h pulls in re_json.h, whose enum
+ * clashes with jansson's (sigclient.c uses both). */
+#include <re_types.h>
+#include <re_fmt.h>
+#include <re_mem.h>
+#include <re_mbuf.h>
+#include <re_list.h>
+#include <re_sa.h>
+#include <re_tmr.h>
+#include <re_tcp.h>
+#include <re_sys.h>
 
 enum {
 	SHTTP_HEAD_MAX    = 16384, /* status line and headers */

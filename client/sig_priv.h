@@ -93,7 +93,8 @@ int sig_parse_error(const char *body, size_t len, char *code, size_t cap,
 		    uint64_t *current);
 
 /* The publish body with its psig, fields in the contract's order. Returns
- * 0 (*bodyp is a mem_alloc'd NUL-terminated string), EINVAL or EMSGSIZE. */
+ * 0 (*bodyp is a malloc'd NUL-terminated string: free() it), EINVAL or
+ * EMSGSIZE. */
 int sig_build_publish(char **bodyp, size_t *lenp, const struct mesh_keys *keys,
 		      const char *from, const char *to, const char *kind,
 		      uint64_t epoch, const char *payload, size_t payload_len);

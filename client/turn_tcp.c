@@ -217,10 +217,10 @@ int ice_base_relay_tcp_alloc(struct ice_base **bp, struct ice_session *s,
 
 	if (tls && !s->tls)
 		return EINVAL;
-	b = ice_base_new(s, tls ? ICE_BASE_RELAY_TLS : ICE_BASE_RELAY_TCP,
-			 &tcp_relay_ops, srv, lpref);
-	if (!b)
-		return ENOMEM;
+	err = ice_base_alloc(&b, s, tls ? ICE_BASE_RELAY_TLS : ICE_BASE_RELAY_TCP,
+			     &tcp_relay_ops, srv, lpref);
+	if (err)
+		return err;
 	b->rx = mbuf_alloc(8192);
 	if (!b->rx) {
 		err = ENOMEM;

@@ -738,12 +738,8 @@ void ha_metrics(struct ha *owner, struct evbuffer *out)
 		"# HELP mesh_redis_noscript_total EVALSHA answered NOSCRIPT and was resent as EVAL.\n"
 		"# TYPE mesh_redis_noscript_total counter\nmesh_redis_noscript_total %" PRIu64 "\n"
 		"# HELP mesh_redis_wakes_total Wake notifications received on the subscribers.\n"
-		"# TYPE mesh_redis_wakes_total counter\nmesh_redis_wakes_total %" PRIu64 "\n"
-		"# HELP mesh_redis_duplicate_publishes_total Identical publishes (retries) answered "
-		"with the queued message's id.\n"
-		"# TYPE mesh_redis_duplicate_publishes_total counter\n"
-		"mesh_redis_duplicate_publishes_total %" PRIu64 "\n",
-		c.failovers, c.unreplicated, c.noscript, c.wakes_received, c.duplicates);
+		"# TYPE mesh_redis_wakes_total counter\nmesh_redis_wakes_total %" PRIu64 "\n",
+		c.failovers, c.unreplicated, c.noscript, c.wakes_received);
 	if (ha->ha_mode) {
 		evbuffer_add_printf(out,
 			"# HELP mesh_redis_sentinel_rounds_total Sentinel query rounds.\n"

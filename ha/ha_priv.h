@@ -79,7 +79,6 @@ struct ha_counters {
 	uint64_t failovers;        /* master address changes after the first */
 	uint64_t unreplicated;     /* WAIT saw fewer than HA_WAIT_REPLICAS */
 	uint64_t wakes_received;   /* wake notifications on the subscriber */
-	uint64_t duplicates;       /* identical publishes answered with the first id */
 	uint64_t sentinel_rounds;  /* Sentinel query rounds */
 	uint64_t sentinel_no_majority; /* rounds without a majority answer */
 	uint64_t switch_messages;  /* +switch-master notifications */

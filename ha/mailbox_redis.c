@@ -16,7 +16,6 @@
 #include <sys/queue.h>
 
 #include <event2/event.h>
-#include <openssl/evp.h>
 
 #include "common/log.h"
 #include "common/strmap.h"
@@ -50,7 +49,6 @@ struct op {
 	struct publish_msg msg;
 	char *payload;
 	char epoch_s[24];
-	char digest[41];
 	/* fetch */
 	char peer[PEER_ID_MAX + 1];
 	char ack[MSG_ID_MAX];   /* the cursor as given ("" none) */
@@ -320,17 +318,12 @@ static void publish_result(struct op *op, redisReply *r)
 	if (r->elements < 1 || !is_str(r->element[0]))
 		goto bad;
 	const char *tag = r->element[0]->str;
-	if (strcmp(tag, "ok") == 0 && (r->elements == 5 || r->elements == 6)) {
+	if (strcmp(tag, "ok") == 0 && r->elements == 5) {
 		redisReply *g = r->element[1], *seq = r->element[2];
 		if (!is_str(g) || !is_hex(g->str, (size_t)g->len, 1, 16) || !is_str(seq) ||
 		    !parse_dec(seq->str, (size_t)seq->len, 20, UINT64_MAX, NULL) ||
 		    !is_count(r->element[3]) || !is_count(r->element[4]))
 			goto bad;
-		if (r->elements == 6) {
-			if (!is_str(r->element[5]) || strcmp(r->element[5]->str, "dup") != 0)
-				goto bad;
-			ha_ctr(m->ha)->duplicates++;
-		}
 		m->stats.purged_total += (uint64_t)r->element[3]->integer;
 		m->stats.expired_total += (uint64_t)r->element[4]->integer;
 		op->pres.status = MB_OK;
@@ -399,9 +392,9 @@ static void pub_flush_cb(evutil_socket_t fd, short what, void *arg)
 	while (!TAILQ_EMPTY(&m->pub_queue)) {
 		struct pbatch *b = calloc(1, sizeof(*b));
 		if (!argv)
-			argv = calloc(6 + 7 * PBATCH_MAX, sizeof(*argv));
+			argv = calloc(6 + 6 * PBATCH_MAX, sizeof(*argv));
 		if (!lens)
-			lens = calloc(6 + 7 * PBATCH_MAX, sizeof(*lens));
+			lens = calloc(6 + 6 * PBATCH_MAX, sizeof(*lens));
 		if (!b || !argv || !lens) {
 			free(b);
 			struct op *op;
@@ -426,8 +419,8 @@ static void pub_flush_cb(evutil_socket_t fd, short what, void *arg)
 			TAILQ_REMOVE(&m->pub_queue, op, blink);
 			TAILQ_INSERT_TAIL(&b->ops, op, blink);
 			const char *f[] = { op->msg.to, op->msg.from, op->epoch_s, op->msg.kind,
-					    op->msg.psig, op->payload, op->digest };
-			for (int i = 0; i < 7; i++) {
+					    op->msg.psig, op->payload };
+			for (int i = 0; i < 6; i++) {
 				argv[a] = f[i];
 				lens[a] = i == 5 ? op->msg.payload_len : strlen(f[i]);
 				a++;
@@ -451,36 +444,6 @@ static void forced_cb(redisReply *r, void *arg)
 		publish_finish(op, op->forced);
 	else
 		fetch_fail(op, op->forced);
-}
-
-/* The key of the duplicate check: hex SHA1 of "epoch\nkind\npsig\npayload"
- * (the sender and recipient are in the key name). */
-static void content_digest(const char *epoch, const char *kind, const char *psig,
-			   const char *payload, size_t plen, char out[41])
-{
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int n = 0;
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	bool ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha1(), NULL) == 1 &&
-		  EVP_DigestUpdate(ctx, epoch, strlen(epoch)) == 1 &&
-		  EVP_DigestUpdate(ctx, "\n", 1) == 1 && EVP_DigestUpdate(ctx, kind, strlen(kind)) == 1 &&
-		  EVP_DigestUpdate(ctx, "\n", 1) == 1 && EVP_DigestUpdate(ctx, psig, strlen(psig)) == 1 &&
-		  EVP_DigestUpdate(ctx, "\n", 1) == 1 && EVP_DigestUpdate(ctx, payload, plen) == 1 &&
-		  EVP_DigestFinal_ex(ctx, md, &n) == 1 && n == 20;
-	EVP_MD_CTX_free(ctx);
-	if (!ok) {
-		/* Cannot happen with a working libcrypto; a digest nobody else
-		 * produces just turns the duplicate check off for this one. */
-		snprintf(out, 41, "%040d", 0);
-		for (int i = 0; i < 16; i++)
-			out[i] = "0123456789abcdef"[random() % 16];
-		return;
-	}
-	for (unsigned i = 0; i < 20; i++) {
-		out[2 * i] = "0123456789abcdef"[md[i] >> 4];
-		out[2 * i + 1] = "0123456789abcdef"[md[i] & 15];
-	}
-	out[40] = '\0';
 }
 
 static void rd_publish(struct mailbox *mb, const struct publish_msg *in, mb_publish_cb cb, void *arg)
@@ -512,7 +475,6 @@ static void rd_publish(struct mailbox *mb, const struct publish_msg *in, mb_publ
 		memcpy(op->payload, in->payload, in->payload_len);
 	op->payload[in->payload_len] = '\0';
 	snprintf(op->epoch_s, sizeof(op->epoch_s), "%" PRIu64, in->epoch);
-	content_digest(op->epoch_s, in->kind, in->psig, op->payload, in->payload_len, op->digest);
 	TAILQ_INSERT_TAIL(&m->pub_queue, op, blink);
 	if (++m->pub_queued >= PBATCH_EAGER) {
 		pub_flush_cb(-1, 0, m);

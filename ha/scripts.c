@@ -23,11 +23,6 @@
  *                   epoch purges them with one XDEL, no scan), or
  *                   "<epoch> o" once more than 64 (then it scans); expires
  *                   after the pair idle time (one hour) without a publish
- *   P d:R:S:<sha1>  seq of the message S published to R with this content
- *                   (sha1 of epoch, kind, psig, payload, computed by the
- *                   coordinator), for the message
- *                   TTL: a retried publish (say after a 503 during a
- *                   failover) gets the first one's id instead of a copy
  *   P active        SET of recipients whose stream may hold messages: the
  *                   sweep trims what expires in mailboxes nobody polls and
  *                   deletes the empty streams
@@ -65,37 +60,31 @@
 	"end\n"
 
 /* ARGV: 1 prefix, 2 generation candidate, 3 ttl ms, 4 pair idle ms, 5 cap,
- * 6 wake channel, then 7 per message: to, from, epoch, kind, psig,
- * payload, content digest (40 hex). The publishes of one event-loop turn
+ * 6 wake channel, then 6 per message: to, from, epoch, kind, psig,
+ * payload. The publishes of one event-loop turn
  * travel together; each is applied on its own, in order, exactly as if
  * it were alone (a batch is as atomic as each of its messages).
  * -> one result per message:
- *    {"ok", gen, seq, purged, expired} | {"ok", gen, seq, 0, 0, "dup"}
- *    (identical message published within the TTL: not queued again) |
- *    {"stale", current} | {"full", expired} | {"busy", purged, expired}
+ *    {"ok", gen, seq, purged, expired} | {"stale", current} |
+ *    {"full", expired} | {"busy", purged, expired}
  *    (1024 ids in one millisecond)
  * The outcome of each is decided before anything changes, so a refusal
  * leaves the queue and the epoch as they were (expired messages aside,
- * which are gone either way). The common cases take five or six calls. */
+ * which are gone either way). The common cases take four or five calls. */
 static const char publish_lua[] = PRELUDE
 	"local ttl, cap, chan = tonumber(ARGV[3]), tonumber(ARGV[5]), ARGV[6]\n"
 	"local g = generation(ARGV[2])\n"
 	"local wake = {}\n"
-	"local function one(to, from, epoch_s, kind, psig, payload, digest)\n"
+	"local function one(to, from, epoch_s, kind, psig, payload)\n"
 	"  local epoch = tonumber(epoch_s)\n"
 	"  local sk, ek = k('s', to), k('e', to) .. ':' .. from\n"
-	"  local dk = k('d', to) .. ':' .. from .. ':' .. digest\n"
-	"  local v = redis.call('MGET', ek, dk)\n"
+	"  local pv0 = redis.call('GET', ek)\n"
 	"  local cur, mode, ids = 0, nil, nil\n"
-	"  if v[1] then\n"
-	"    local e, m, rest = string.match(v[1], '^(%d+) ([ko])(.*)$')\n"
+	"  if pv0 then\n"
+	"    local e, m, rest = string.match(pv0, '^(%d+) ([ko])(.*)$')\n"
 	"    if e then cur, mode, ids = tonumber(e), m, rest end\n"
 	"  end\n"
 	"  if epoch < cur then return {'stale', n2s(cur)} end\n"
-	"  if v[2] then\n"
-	"    wake[to] = true\n"
-	"    return {'ok', g, v[2], 0, 0, 'dup'}\n"
-	"  end\n"
 	"  local n = redis.call('XLEN', sk)\n"
 	"  local expired, purge = 0, {}\n"
 	/* Exact purge list: scan the stream when the pair's id list is not
@@ -135,17 +124,16 @@ static const char publish_lua[] = PRELUDE
 	"  local pv\n"
 	"  if epoch > cur or not mode then pv = epoch_s .. ' k ' .. id\n"
 	"  elseif mode == 'o' or #ids > 64 * 24 then pv = epoch_s .. ' o'\n"
-	"  else pv = v[1] .. ' ' .. id end\n"
+	"  else pv = pv0 .. ' ' .. id end\n"
 	"  redis.call('SET', ek, pv, 'PX', ARGV[4])\n"
-	"  redis.call('SET', dk, seq_s, 'PX', ARGV[3])\n"
 	"  if n == 0 then redis.call('SADD', P .. 'active', to) end\n"
 	"  wake[to] = true\n"
 	"  return {'ok', g, seq_s, purged, expired}\n"
 	"end\n"
 	"local out = {}\n"
-	"for i = 7, #ARGV - 6, 7 do\n"
+	"for i = 7, #ARGV - 5, 6 do\n"
 	"  out[#out + 1] = one(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4],\n"
-	"    ARGV[i + 5], ARGV[i + 6])\n"
+	"    ARGV[i + 5])\n"
 	"end\n"
 	/* One wake per recipient and batch: a watcher re-reads its whole
 	 * mailbox anyway. */

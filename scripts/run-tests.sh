@@ -30,12 +30,14 @@ SUITES=(
 	"ha:make test-ha"
 	"ha-cluster:make test-ha-cluster"
 	"forward:make test-forward"
+	"quic:make test-quic"
 	"asan-build:make -j$JOBS SAN=1 all tests-build"
 	"asan-unit:make SAN=1 test-unit"
 	"asan-conformance:make SAN=1 test-conformance"
 	"asan-hardening:make SAN=1 test-hardening"
 	"asan-turn:make SAN=1 test-turn"
 	"asan-forward:make SAN=1 test-forward"
+	"asan-quic:make SAN=1 test-quic"
 	"fuzz:make fuzz-ci"
 )
 if [[ ${1:-} == --quick ]]; then

@@ -110,7 +110,7 @@ int auth_parse(const char *hdr, size_t len, struct auth_header *out)
 	return seen == 15 ? 0 : EBADMSG;
 }
 
-void auth_compute_sig(const uint8_t key[KEY_LEN], const char *method, const char *path_query,
+bool auth_compute_sig(const uint8_t key[KEY_LEN], const char *method, const char *path_query,
 		      int64_t ts, const char *nonce, const void *body, size_t body_len,
 		      char sig[SIG_HEX_LEN + 1])
 {
@@ -129,23 +129,25 @@ void auth_compute_sig(const uint8_t key[KEY_LEN], const char *method, const char
 			     ts, nonce, body_hex);
 	uint8_t mac[EVP_MAX_MD_SIZE];
 	unsigned mac_len = 0;
-	if (n < 0 || (size_t)n >= sizeof(head)) {
-		/* An over-long path can never verify: sign garbage-free zeros. */
-		memset(sig, '0', SIG_HEX_LEN);
+	if (n < 0 || (size_t)n >= sizeof(head) ||
+	    !HMAC(EVP_sha256(), key, KEY_LEN, (const uint8_t *)head, (size_t)n, mac, &mac_len) ||
+	    mac_len != 32) {
+		/* Too long to sign: no signature at all, and callers that verify
+		 * must refuse (see auth_sig_ok). The filler is not hex. */
+		memset(sig, 'x', SIG_HEX_LEN);
 		sig[SIG_HEX_LEN] = '\0';
-		return;
+		return false;
 	}
-	HMAC(EVP_sha256(), key, KEY_LEN, (const uint8_t *)head, (size_t)n, mac, &mac_len);
 	hex_encode(mac, 32, sig);
+	return true;
 }
 
 bool auth_sig_ok(const uint8_t key[KEY_LEN], const struct auth_header *h, const char *method,
 		 const char *path_query, const void *body, size_t body_len)
 {
 	char want[SIG_HEX_LEN + 1];
-	if (strlen(path_query) >= 2048)
+	if (!auth_compute_sig(key, method, path_query, h->ts, h->nonce, body, body_len, want))
 		return false;
-	auth_compute_sig(key, method, path_query, h->ts, h->nonce, body, body_len, want);
 	return CRYPTO_memcmp(want, h->sig, SIG_HEX_LEN) == 0;
 }
 
@@ -158,13 +160,14 @@ int auth_build_header(char *buf, size_t cap, const uint8_t key[KEY_LEN], const c
 	if (RAND_bytes(raw, sizeof(raw)) != 1)
 		return -1;
 	hex_encode(raw, sizeof(raw), nonce);
-	auth_compute_sig(key, method, path_query, ts, nonce, body, body_len, sig);
+	if (!auth_compute_sig(key, method, path_query, ts, nonce, body, body_len, sig))
+		return -1;
 	int n = snprintf(buf, cap, "%speer=%s,ts=%" PRId64 ",nonce=%s,sig=%s", SCHEME, peer, ts,
 			 nonce, sig);
 	return n < 0 || (size_t)n >= cap ? -1 : n;
 }
 
-void psig_compute(const uint8_t e2e[KEY_LEN], const char *from, const char *to, uint64_t epoch,
+bool psig_compute(const uint8_t e2e[KEY_LEN], const char *from, const char *to, uint64_t epoch,
 		  const char *kind, const char *payload, size_t payload_len,
 		  char out[SIG_HEX_LEN + 1])
 {
@@ -176,19 +179,22 @@ void psig_compute(const uint8_t e2e[KEY_LEN], const char *from, const char *to, 
 	EVP_MAC_CTX *ctx = hmac ? EVP_MAC_CTX_new(hmac) : NULL;
 	OSSL_PARAM params[] = { OSSL_PARAM_construct_utf8_string("digest", "SHA256", 0),
 				OSSL_PARAM_construct_end() };
+	bool ok = false;
 	if (n > 0 && (size_t)n < sizeof(head) && ctx && EVP_MAC_init(ctx, e2e, KEY_LEN, params) == 1 &&
 	    EVP_MAC_update(ctx, (const uint8_t *)head, (size_t)n) == 1 &&
 	    EVP_MAC_update(ctx, (const uint8_t *)payload, payload_len) == 1 &&
 	    EVP_MAC_final(ctx, mac, &mac_len, sizeof(mac)) == 1 && mac_len == 32) {
 		hex_encode(mac, 32, out);
+		ok = true;
 	} else {
-		/* Fields too long to be valid: an all-zero psig never matches a
-		 * real one (it is not lower-case HMAC output by chance). */
-		memset(out, '0', SIG_HEX_LEN);
+		/* Fields too long to be valid, or the MAC failed: no psig, and
+		 * psig_ok refuses. The filler is not hex, so it matches nothing. */
+		memset(out, 'x', SIG_HEX_LEN);
 		out[SIG_HEX_LEN] = '\0';
 	}
 	EVP_MAC_CTX_free(ctx);
 	EVP_MAC_free(hmac);
+	return ok;
 }
 
 bool psig_ok(const uint8_t e2e[KEY_LEN], const char *from, const char *to, uint64_t epoch,
@@ -197,7 +203,8 @@ bool psig_ok(const uint8_t e2e[KEY_LEN], const char *from, const char *to, uint6
 	char want[SIG_HEX_LEN + 1];
 	if (!psig || strlen(psig) != SIG_HEX_LEN)
 		return false;
-	psig_compute(e2e, from, to, epoch, kind, payload, payload_len, want);
+	if (!psig_compute(e2e, from, to, epoch, kind, payload, payload_len, want))
+		return false;
 	return CRYPTO_memcmp(want, psig, SIG_HEX_LEN) == 0;
 }
 

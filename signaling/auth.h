@@ -33,8 +33,9 @@ bool id_valid(const char *s, size_t len);
  * EBADMSG. */
 int auth_parse(const char *hdr, size_t len, struct auth_header *out);
 
-/* sig = hex HMAC-SHA256(signal key, METHOD\npath\nts\nnonce\nhex(sha256(body))). */
-void auth_compute_sig(const uint8_t key[KEY_LEN], const char *method,
+/* sig = hex HMAC-SHA256(signal key, METHOD\npath\nts\nnonce\nhex(sha256(body))).
+ * Returns false (and no signature) when the fields are too long to sign. */
+bool auth_compute_sig(const uint8_t key[KEY_LEN], const char *method,
 		      const char *path_query, int64_t ts, const char *nonce,
 		      const void *body, size_t body_len,
 		      char sig[SIG_HEX_LEN + 1]);
@@ -50,8 +51,9 @@ int auth_build_header(char *buf, size_t cap, const uint8_t key[KEY_LEN],
 		      const char *peer, int64_t ts, const char *method,
 		      const char *path_query, const void *body, size_t body_len);
 
-/* psig = hex HMAC-SHA256(e2e key, from\nto\nepoch\nkind\npayload). */
-void psig_compute(const uint8_t e2e[KEY_LEN], const char *from, const char *to,
+/* psig = hex HMAC-SHA256(e2e key, from\nto\nepoch\nkind\npayload).
+ * Returns false (and no psig) when a field is too long or the MAC fails. */
+bool psig_compute(const uint8_t e2e[KEY_LEN], const char *from, const char *to,
 		  uint64_t epoch, const char *kind, const char *payload,
 		  size_t payload_len, char out[SIG_HEX_LEN + 1]);
 bool psig_ok(const uint8_t e2e[KEY_LEN], const char *from, const char *to,

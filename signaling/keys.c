@@ -138,7 +138,8 @@ int keys_load(const char *path, struct mesh_keys *keys, char *err, size_t errlen
 	uint8_t root[ROOT_SECRET_MAX];
 	int rc = 0;
 
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	/* O_NONBLOCK: a FIFO must be refused, not waited on. */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd < 0) {
 		rc = errno;
 		snprintf(err, errlen, "secret file %s: %s", path, strerror(rc));

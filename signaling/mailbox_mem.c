@@ -177,18 +177,22 @@ static void publish_locked(struct mailbox_mem *m, const struct publish_msg *in,
 	/* Decide the whole outcome before changing anything, so a refusal
 	 * leaves the mailbox and the epoch exactly as they were. */
 	size_t purgeable = 0;
+	uint64_t purgeable_bytes = 0;
 	if (in->epoch > current) {
 		struct mem_msg *msg;
-		TAILQ_FOREACH(msg, &b->msgs, link)
-			if (msg->epoch < in->epoch && strcmp(msg->from, in->from) == 0)
+		TAILQ_FOREACH(msg, &b->msgs, link) {
+			if (msg->epoch < in->epoch && strcmp(msg->from, in->from) == 0) {
 				purgeable++;
+				purgeable_bytes += msg->payload_len;
+			}
+		}
 	}
 	if (b->count - purgeable >= MAILBOX_CAP) {
 		res.status = MB_FULL;
 		*out = res;
 		return;
 	}
-	if (m->stats.queued_bytes + in->payload_len > m->cfg.max_bytes) {
+	if (m->stats.queued_bytes - purgeable_bytes + in->payload_len > m->cfg.max_bytes) {
 		res.status = MB_OVERLOADED;
 		*out = res;
 		return;

@@ -33,7 +33,8 @@ struct publish_msg {
 struct wire_doc; /* owns the parsed JSON the borrowed payload points into */
 
 /* Parses and validates a publish body. On success *doc must be released
- * with wire_doc_free(). Returns 0 or EBADMSG with a short reason. */
+ * with wire_doc_free(). Returns 0, or EBADMSG (invalid), EMSGSIZE (over
+ * PUBLISH_BODY_MAX) or ENOMEM, with a short reason in *why. */
 int wire_parse_publish(const char *body, size_t len, struct publish_msg *msg,
 		       struct wire_doc **doc, const char **why);
 void wire_doc_free(struct wire_doc *doc);

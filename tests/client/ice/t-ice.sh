@@ -11,6 +11,8 @@
 #   eim-open   one behind an eim-open NAT (no inbound filter on the NAT
 #              itself), the other on a public host: direct (prflx/srflx/host)
 #   same-nat   two hosts behind one NAT: host
+#   tls-only   both behind udp-drop NATs that also drop TCP to port 3478
+#              (TURN over plain TCP): relay-tls
 #   relay-only both behind eim NATs, both --relay-only: relay-udp
 #   no-relay   both behind symmetric NATs, both --no-relay: no pair at all,
 #              failed() says so and no relayed pair was tried
@@ -26,7 +28,7 @@ source "$(dirname "$0")/../../netlab/netlab.sh"
 DRIVER=$NETLAB_BIN/ice-driver
 COORDINATOR=$NETLAB_BIN/coordinator
 netlab_require "$DRIVER" "$COORDINATOR" openssl curl iptables
-ALL=(eim symmetric udp-drop eim-open same-nat relay-only no-relay dead)
+ALL=(eim symmetric udp-drop tls-only eim-open same-nat relay-only no-relay dead)
 SCEN=("$@")
 ((${#SCEN[@]})) || SCEN=("${ALL[@]}")
 for s in "${SCEN[@]}"; do
@@ -91,6 +93,14 @@ if want same-nat; then
 	netlab_host_behind n-m m2 198.18.10.11
 fi
 
+if want tls-only; then
+	netlab_nat n-t1 198.18.0.115 udp-drop 198.18.15.0/24
+	netlab_host_behind n-t1 t1 198.18.15.10
+	netlab_nat n-t2 198.18.0.116 udp-drop 198.18.16.0/24
+	netlab_host_behind n-t2 t2 198.18.16.10
+	netlab_exec n-t1 iptables -I FORWARD 1 -p tcp --dport 3478 -j DROP
+	netlab_exec n-t2 iptables -I FORWARD 1 -p tcp --dport 3478 -j DROP
+fi
 if want relay-only; then
 	netlab_nat n-r1 198.18.0.111 eim 198.18.11.0/24
 	netlab_host_behind n-r1 r1 198.18.11.10
@@ -138,6 +148,7 @@ want symmetric && { start symmetric s1 s1 s2 --timeout 25; start symmetric s2 s2
 want udp-drop && { start udp-drop u1 u1 u2 --timeout 25; start udp-drop u2 u2 u1 --timeout 25; }
 want eim-open && { start eim-open o1 o1 o2 --timeout 25; start eim-open o2 o2 o1 --timeout 25; }
 want same-nat && { start same-nat m1 m1 m2 --timeout 20; start same-nat m2 m2 m1 --timeout 20; }
+want tls-only && { start tls-only t1 t1 t2 --timeout 25; start tls-only t2 t2 t1 --timeout 25; }
 want relay-only && { start relay-only r1 r1 r2 --relay-only --timeout 20; start relay-only r2 r2 r1 --relay-only --timeout 20; }
 want no-relay && { start no-relay x1 x1 x2 --no-relay --timeout 30; start no-relay x2 x2 x1 --no-relay --timeout 30; }
 want dead && { start dead d1 d1 d2 --hold --timeout 60; start dead d2 d2 d1 --hold --timeout 60; }
@@ -187,6 +198,7 @@ want same-nat && check_pair same-nat m1 m2 'host' "the host pair"
 want eim-open && check_pair eim-open o1 o2 'host|srflx|prflx' "a direct pair"
 want symmetric && check_pair symmetric s1 s2 'relay-udp' "relay-udp"
 want udp-drop && check_pair udp-drop u1 u2 'relay-tcp|relay-tls' "relay-tcp or relay-tls"
+want tls-only && check_pair tls-only t1 t2 'relay-tls' "relay-tls"
 want relay-only && check_pair relay-only r1 r2 'relay-udp' "relay-udp"
 
 if want no-relay; then
