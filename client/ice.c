@@ -182,7 +182,16 @@ static int path_send(struct mesh_path *mp, const uint8_t *data, size_t len)
 	struct mbuf *mb;
 	int err;
 
-	if (!s || s->state != ICE_ST_CONNECTED || !s->sel)
+	if (!s)
+		return ENOTCONN;
+	if (s->state == ICE_ST_CONNECTED && s->sel)
+		p = s->sel;
+	else if (s->state == ICE_ST_CHECKING && s->nom_pending &&
+		 s->nom_pending->remote_ok)
+		/* controlled: the peer nominated this pair and already sends
+		 * on it; our own check of it is one round trip away */
+		p = s->nom_pending;
+	else
 		return ENOTCONN;
 	if (!data || !len)
 		return EINVAL;
@@ -194,7 +203,6 @@ static int path_send(struct mesh_path *mp, const uint8_t *data, size_t len)
 	if (mbuf_write_mem(mb, data, len))
 		return ENOMEM;
 	mb->pos = ICE_HEADROOM;
-	p = s->sel;
 	err = p->base->ops->send(p->base, &p->rcand->addr, mb);
 	if (err) {
 		if (err != EAGAIN && err != EWOULDBLOCK && err != ENOBUFS)
@@ -697,18 +705,32 @@ int ice_session_alloc(struct ice_session **sp, const struct ice_config *cfg,
 		const struct ice_server *in = &cfg->servers[i];
 		struct ice_srv *srv = &s->srvs[s->n_srvs];
 
+		/* The lists come from the coordinators: one bad entry is
+		 * skipped (and reported), it does not stop the session. */
 		if ((unsigned)in->kind > ICE_SRV_TURN_TLS ||
 		    parse_hostport(in->addr, &srv->addr)) {
-			err = EINVAL;
-			goto out;
+			gerr_add(s, "server '%.64s': not IP:PORT, skipped",
+				 in->addr ? in->addr : "");
+			continue;
 		}
 		srv->kind = in->kind;
+		{
+			bool dup = false;
+
+			for (size_t k = 0; k < s->n_srvs; k++)
+				dup |= s->srvs[k].kind == srv->kind &&
+				       sa_cmp(&s->srvs[k].addr, &srv->addr,
+					      SA_ALL);
+			if (dup)
+				continue; /* listed by two coordinators */
+		}
 		if (in->kind != ICE_SRV_STUN) {
 			if (!in->username || !in->password ||
 			    !in->username[0] || strlen(in->username) > 256 ||
 			    strlen(in->password) > 256) {
-				err = EINVAL;
-				goto out;
+				gerr_add(s, "%s %s: no usable credential, skipped",
+					 srv_kind_name(in->kind), in->addr);
+				continue;
 			}
 			err = str_dup(&srv->user, in->username);
 			err |= str_dup(&srv->pass, in->password);
@@ -770,6 +792,8 @@ int ice_session_alloc(struct ice_session **sp, const struct ice_config *cfg,
 		if (err)
 			goto out;
 	}
+	if (s->gerr[0])
+		log_warn("ice", "%s: %s", s->name, s->gerr);
 	err = gather_start(s);
 	if (!err)
 		s->path->s = s;

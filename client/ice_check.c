@@ -246,10 +246,20 @@ static int txn_send(struct ice_txn *t)
 	t->mb->pos = ICE_HEADROOM;
 	err = b->ops->send(b, &p->rcand->addr, t->mb);
 	t->tx++;
+	if (log_get_level() >= LOG_LVL_DEBUG) {
+		char l[ICE_SA_STRLEN], r[ICE_SA_STRLEN];
+
+		log_debug("ice", "%s: %s #%u %s -> %s%s%s", p->s->name,
+			  t->consent ? "consent" : t->use_cand ? "nominate"
+							       : "check",
+			  t->tx, ice_sa_fmt(&b->laddr, l, sizeof(l)),
+			  ice_sa_fmt(&p->rcand->addr, r, sizeof(r)),
+			  err ? ": " : "", err ? strerror(err) : "");
+	}
 	if (!t->consent)
 		p->checks++;
-	if (err && !t->consent)
-		snprintf(p->err, sizeof(p->err), "send: %s", strerror(err));
+	if (!t->consent)
+		p->send_err = err;
 	return err;
 }
 
@@ -268,9 +278,9 @@ static void txn_timeout(void *arg)
 		}
 		mem_ref(p);
 		mem_deref(t);
-		if (p->err[0])
-			pair_fail(p, "no answer to %u checks (last %s)",
-				  p->checks, p->err);
+		if (p->send_err)
+			pair_fail(p, "no answer to %u checks (send: %s)",
+				  p->checks, strerror(p->send_err));
 		else
 			pair_fail(p, "no answer to %u checks", p->checks);
 		mem_deref(p);
@@ -441,6 +451,8 @@ static void pair_fail(struct ice_pair *p, const char *fmt, ...)
 	list_unlink(&p->tle);
 	if (s->nominating == p)
 		s->nominating = NULL;
+	if (s->nom_pending == p)
+		s->nom_pending = NULL;
 	if (s->state != ICE_ST_CHECKING)
 		return;
 	if (s->controlling)
@@ -899,6 +911,7 @@ static void remote_check(struct ice_session *s, struct ice_base *b,
 		}
 		else {
 			p->nominate_on_success = true;
+			s->nom_pending = p;
 		}
 	}
 }
@@ -961,6 +974,14 @@ static void handle_request(struct ice_session *s, struct ice_base *b,
 	}
 
 	reply(s, b, src, msg, 0, NULL, true);
+	if (log_get_level() >= LOG_LVL_DEBUG) {
+		char l[ICE_SA_STRLEN], r[ICE_SA_STRLEN];
+
+		log_debug("ice", "%s: answered %s%s -> %s", s->name,
+			  use_cand ? "nomination" : "check",
+			  ice_sa_fmt(src, r, sizeof(r)),
+			  ice_sa_fmt(&b->laddr, l, sizeof(l)));
+	}
 
 	if (s->state == ICE_ST_FAILED)
 		return;

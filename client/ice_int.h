@@ -146,6 +146,7 @@ struct ice_pair {
 	struct ice_txn *txn;       /* the check in flight (not referenced) */
 	unsigned checks;           /* binding requests sent in total */
 	uint32_t rtt_ms;           /* from an unretransmitted check */
+	int send_err;              /* errno of the last send, 0 if it went out */
 	char err[80];              /* why it failed or was cancelled */
 };
 
@@ -219,6 +220,7 @@ struct ice_session {
 
 	struct ice_pair *nominating; /* controlling: USE-CANDIDATE in flight */
 	struct ice_pair *sel;      /* the selected pair (referenced) */
+	struct ice_pair *nom_pending; /* controlled: nominated, own check pending */
 	enum ice_path_type ptype;  /* sel's path type */
 	char sel_local[64], sel_remote[64];
 	uint32_t srtt_ms;          /* smoothed RTT of the selected pair */

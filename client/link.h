@@ -30,16 +30,29 @@ enum link_state {
 };
 const char *link_state_name(enum link_state st);
 
+struct sig_msg;
+
 struct linkmgr_config {
 	const char *self_id;
 	struct peer_table *peers;       /* referenced */
 	struct forward *fwd;            /* not referenced: must outlive the manager */
-	struct sigclient *sig;          /* not referenced: must outlive the manager */
 	bool relay_only, no_relay;
 };
 
+/* Makes the links (one negotiation each, one QUIC identity for all) but
+ * starts nothing: the signaling client is made next, with the handlers
+ * below and the manager as their arg, then handed over by linkmgr_start. */
 int linkmgr_alloc(struct linkmgr **lmp, const struct linkmgr_config *cfg,
 		  char *err, size_t errlen);
+/* sig must outlive the manager (free the manager first). Negotiations
+ * start once the coordinators' STUN/TURN servers are known (the first
+ * servers() callback), or after a short wait without them. */
+void linkmgr_start(struct linkmgr *lm, struct sigclient *sig);
+
+/* struct sigclient_handlers members; arg is the manager. */
+bool linkmgr_sig_peer_known(const char *id, void *arg);
+void linkmgr_sig_message(const struct sig_msg *m, void *arg);
+void linkmgr_sig_servers(struct sigclient *sc, void *arg);
 
 /* SIGTERM: tells every peer (negotiation's bye), closes every QUIC
  * connection with CONNECTION_CLOSE, detaches the forwarder, then calls
@@ -72,6 +85,9 @@ struct link_info {
 };
 size_t linkmgr_count(const struct linkmgr *lm);
 void linkmgr_info(const struct linkmgr *lm, size_t i, struct link_info *li);
+
+/* Our QUIC certificate fingerprint (the one our offers carry). */
+const char *linkmgr_fingerprint(const struct linkmgr *lm);
 
 /* The current (or last) ICE session's candidate pairs and gathering
  * errors, for "why relayed"; 0 / "" when there is none. */

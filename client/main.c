@@ -143,12 +143,6 @@ static int fd_budget(void)
 	return fd_setsize((int)need);
 }
 
-static bool peer_known(const char *id, void *arg)
-{
-	(void)arg;
-	return peers_find(app.peers, id) >= 0;
-}
-
 int main(int argc, char **argv)
 {
 	char err[512] = "";
@@ -212,30 +206,10 @@ int main(int argc, char **argv)
 		}
 	}
 
-	struct sigclient_config scc = {
-		.self_id = app.opt.id,
-		.keys = &app.keys,
-		.coordinators = app.opt.coordinator,
-	};
-	struct sigclient_handlers sch = {
-		.peer_known = peer_known,
-		/* message and servers are the link manager's; it installs
-		 * them through linkmgr_alloc (see link.c). */
-		.message = linkmgr_sig_message,
-		.servers = linkmgr_sig_servers,
-	};
-	if ((e = sigclient_alloc(&app.sig, &scc, &sch, &app.lm, err,
-				 sizeof(err)))) {
-		fprintf(stderr, "mesh-client: %s\n", err);
-		rc = 2;
-		goto out;
-	}
-
 	struct linkmgr_config lc = {
 		.self_id = app.opt.id,
 		.peers = app.peers,
 		.fwd = app.fwd,
-		.sig = app.sig,
 		.relay_only = app.opt.relay_only,
 		.no_relay = app.opt.no_relay,
 	};
@@ -243,6 +217,24 @@ int main(int argc, char **argv)
 		log_error("main", "%s", err);
 		goto out;
 	}
+
+	struct sigclient_config scc = {
+		.self_id = app.opt.id,
+		.keys = &app.keys,
+		.coordinators = app.opt.coordinator,
+	};
+	struct sigclient_handlers sch = {
+		.peer_known = linkmgr_sig_peer_known,
+		.message = linkmgr_sig_message,
+		.servers = linkmgr_sig_servers,
+	};
+	if ((e = sigclient_alloc(&app.sig, &scc, &sch, app.lm, err,
+				 sizeof(err)))) {
+		fprintf(stderr, "mesh-client: %s\n", err);
+		rc = 2;
+		goto out;
+	}
+	linkmgr_start(app.lm, app.sig);
 	admin_set_sources(app.admin, app.lm, app.sig);
 
 	e = re_main(NULL);

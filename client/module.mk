@@ -150,3 +150,30 @@ fuzz-signaling: $(SIG_FUZZ_BIN)
 	$(Q)$(SIG_FUZZ_BIN) -max_total_time=$(SIG_FUZZ_SECONDS) -max_len=70000 \
 		-artifact_prefix=$(SIG_FUZZ_DIR)/artifacts/ $(SIG_FUZZ_DIR)/corpus \
 		tests/client/signaling/corpus
+
+# --- mesh-client program: client/main.c, client/options.c, client/link.c,
+# client/admin.c, client/status.c and the end-to-end tests in
+# tests/client/e2e/ (operations/integration block). Keep this block last:
+# the program links every CLIENT_*_OBJS defined above it. ---
+#   make test-client-e2e                              every scenario (root)
+#   make test-client-e2e E2E_TESTS="eim restart"      some
+APP_RE_CFLAGS := $(shell pkg-config --cflags libre) -DHAVE_INTTYPES_H -DHAVE_STDBOOL_H -DHAVE_INET6
+APP_RE_MISSING := $(filter-out $(CFLAGS_client_),$(APP_RE_CFLAGS))
+CFLAGS_client_ += $(APP_RE_MISSING)
+CLIENT_APP_OBJS := $(addprefix $(BUILD)/client/, main.o options.o link.o admin.o status.o)
+MESH_CLIENT_OBJS := $(CLIENT_APP_OBJS) $(sort $(foreach v,$(filter-out CLIENT_APP_OBJS,\
+	$(filter CLIENT_%_OBJS,$(.VARIABLES))),$($(v))))
+MESH_CLIENT_LIBS := $(shell pkg-config --libs libngtcp2_crypto_gnutls libngtcp2 gnutls libre) \
+	-ljansson -lssl -lcrypto -lpthread
+MESH_CLIENT := $(BIN)/mesh-client
+PROGRAMS += $(MESH_CLIENT)
+
+$(MESH_CLIENT): $(MESH_CLIENT_OBJS) $(SIGNALING_CORE_OBJS) $(COMMON_OBJS)
+	$(call say,LD,$@)
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(MESH_CLIENT_LIBS)
+
+.PHONY: test-client-e2e
+E2E_TESTS ?=
+test-client-e2e: $(MESH_CLIENT) $(BIN)/coordinator $(BIN)/meshreq $(BIN)/netlab-delayd
+	$(Q)NETLAB_BIN=$(abspath $(BIN)) bash tests/client/e2e/run.sh $(E2E_TESTS)

@@ -260,7 +260,10 @@ int sig_parse_poll(const char *body, size_t len, struct sig_poll *out)
 	out->n = out->malformed = 0;
 	out->cursor[0] = '\0';
 	out->doc = NULL;
-	doc = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+	/* JSON_ALLOW_NUL: one message with "\u0000" in a field must cost only
+	 * that message (parse_msg refuses it), not the whole answer, which
+	 * would come back the same on every poll and wedge the mailbox. */
+	doc = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
 	if (!doc)
 		return EBADMSG;
 	if (!json_is_object(doc))

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -29,6 +30,9 @@
 #include "signaling/keys.h"
 #include "signaling/mailbox.h"
 #include "signaling/replay.h"
+
+/* Descriptors kept for coturn's listeners, the probe, logs and Redis. */
+#define FD_RESERVE 256
 
 static const char USAGE[] = "[options]\n\n"
 	"Runs STUN/TURN (embedded coturn), the signaling broker and its mailbox in one process.";
@@ -102,11 +106,52 @@ static void ha_extra_metrics(void *arg, struct evbuffer *out)
 	ha_metrics(arg, out);
 }
 
+static void libevent_log(int severity, const char *msg)
+{
+	if (severity >= EVENT_LOG_ERR)
+		log_error("libevent", "%s", msg);
+	else if (severity == EVENT_LOG_WARN)
+		log_warn("libevent", "%s", msg);
+	else
+		log_debug("libevent", "%s", msg);
+}
+
+/* Every connection, coturn and the process itself need descriptors: raise
+ * the soft limit to the hard one, and keep --max-connections below it. */
+static int fit_descriptors(struct coord_config *cfg)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return errno;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+			getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	/* coturn's listeners, relays and clients get the rest. */
+	rlim_t reserve = FD_RESERVE + (rlim_t)cfg->turn_total_quota * 2;
+	if (rl.rlim_cur < reserve + 64) {
+		log_error("main", "only %llu file descriptors available; raise the limit (ulimit -n)",
+			  (unsigned long long)rl.rlim_cur);
+		return EMFILE;
+	}
+	if ((rlim_t)cfg->max_connections > rl.rlim_cur - reserve) {
+		unsigned fit = (unsigned)(rl.rlim_cur - reserve);
+		log_warn("main", "--max-connections %u does not fit %llu file descriptors: using %u",
+			 cfg->max_connections, (unsigned long long)rl.rlim_cur, fit);
+		cfg->max_connections = fit;
+	}
+	return 0;
+}
+
 static int run(struct app *app)
 {
 	struct coord_config *cfg = &app->cfg;
 	char err[256] = "";
 	int rc;
+
+	if (fit_descriptors(cfg))
+		return 1;
 
 	if ((rc = keys_load(cfg->secret_file, &app->keys, err, sizeof(err)))) {
 		fprintf(stderr, "coordinator: --secret-file: %s\n", err);
@@ -231,7 +276,6 @@ static int run(struct app *app)
 		log_error("main", "cannot install signal handlers");
 		return 1;
 	}
-	signal(SIGPIPE, SIG_IGN);
 
 	log_info("main", "coordinator %s (%s) up: node %s, http %s:%u, stun/turn %s udp+tcp, turn tls %s, relay ports %u-%u, realm %s, mailbox %s, advertise %s",
 		 MESH_VERSION, app->ha ? "cluster" : "standalone", cfg->node_id, cfg->listen,
@@ -273,6 +317,10 @@ int main(int argc, char **argv)
 	 * OpenSSL must not tear itself down at exit underneath them. This
 	 * only works before anything else touches OpenSSL. */
 	OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, NULL);
+	/* Before any thread writes to a socket: a write to a reset
+	 * connection must be an error, not the end of the process. */
+	signal(SIGPIPE, SIG_IGN);
+	event_set_log_callback(libevent_log);
 	struct app app;
 	memset(&app, 0, sizeof(app));
 	int rc = coord_config_parse(&app.cfg, argc, argv, USAGE);

@@ -687,6 +687,7 @@ void ha_metrics(struct ha *owner, struct evbuffer *out)
 	memset(&c, 0, sizeof(c));
 	bool up = true;
 	char master[HA_HOST_MAX + 8] = "";
+	uint64_t failovers = 0, switches = 0;
 	size_t n;
 	pthread_mutex_lock(&owner->mu);
 	n = owner->nclones + 1;
@@ -697,11 +698,17 @@ void ha_metrics(struct ha *owner, struct evbuffer *out)
 		const uint64_t *src = (const uint64_t *)x;
 		for (size_t k = 0; k < sizeof(c) / sizeof(uint64_t); k++)
 			dst[k] += src[k];
+		/* Every instance follows the same master changes and sees the
+		 * same notifications: those count once. */
+		failovers = x->failovers > failovers ? x->failovers : failovers;
+		switches = x->switch_messages > switches ? x->switch_messages : switches;
 		up = up && h->snap_usable;
 		if (!master[0])
 			snprintf(master, sizeof(master), "%s", h->snap_master);
 	}
 	pthread_mutex_unlock(&owner->mu);
+	c.failovers = failovers;
+	c.switch_messages = switches;
 	evbuffer_add_printf(out,
 		"# HELP mesh_redis_up Whether the Redis mailbox backend is usable (master known, "
 		"connected, ROLE master) on every HTTP thread.\n"
@@ -731,7 +738,7 @@ void ha_metrics(struct ha *owner, struct evbuffer *out)
 		"mesh_redis_errors_total{kind=\"protocol\"} %" PRIu64 "\n",
 		c.err_connect, c.err_timeout, c.err_disconnect, c.err_reply, c.err_protocol);
 	evbuffer_add_printf(out,
-		"# HELP mesh_redis_failovers_total Master changes followed (per HTTP thread, summed).\n"
+		"# HELP mesh_redis_failovers_total Master changes this coordinator followed.\n"
 		"# TYPE mesh_redis_failovers_total counter\nmesh_redis_failovers_total %" PRIu64 "\n"
 		"# HELP mesh_redis_unreplicated_total Writes no replica confirmed in time (answered 503).\n"
 		"# TYPE mesh_redis_unreplicated_total counter\nmesh_redis_unreplicated_total %" PRIu64 "\n"

@@ -43,8 +43,9 @@
 #define MAX_HEADERS_SIZE (64 * 1024)
 #define MAX_READ_BODY (2 * 1024 * 1024)
 #define MAX_INFLIGHT_BYTES (64u * 1024 * 1024)
-/* libevent's own per-read timeout: a backstop above the longest poll. */
-#define HTTP_BACKSTOP_TIMEOUT_S (POLL_WAIT_MAX_S + 30)
+#define HTTP_BACKSTOP_MARGIN_S 30
+/* After accept() fails for lack of descriptors, accepting pauses this long. */
+#define ACCEPT_PAUSE_MS 500
 #define RETRY_AFTER_UNAVAILABLE_S 2
 #define RATELIMIT_SWEEP_S 10
 
@@ -100,10 +101,12 @@ static void waiting_add(struct worker *w, int delta)
 	__atomic_add_fetch(&w->waiting_polls, (uint64_t)(int64_t)delta, __ATOMIC_RELAXED);
 }
 
+/* Intervals (rate limits) use the monotonic clock: a step of the wall
+ * clock must not refill or drain buckets. */
 static int64_t now_ms(void)
 {
 	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
@@ -824,6 +827,10 @@ static void request_cb(struct evhttp_request *req, void *arg)
 		return;
 	}
 	const char *body = body_len ? (const char *)evbuffer_pullup(in, -1) : "";
+	if (!body) {
+		reply_retry(c, 503, "unavailable", "out of memory", RETRY_AFTER_UNAVAILABLE_S);
+		return;
+	}
 
 	struct auth_header h;
 	const char *hdr = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
@@ -916,7 +923,11 @@ static int worker_init(struct broker *b, struct worker *w, struct event_base *ba
 		return rc;
 	evhttp_set_max_headers_size(w->http, MAX_HEADERS_SIZE);
 	evhttp_set_max_body_size(w->http, MAX_READ_BODY);
-	evhttp_set_timeout(w->http, HTTP_BACKSTOP_TIMEOUT_S);
+	/* libevent's per-read timer is only a backstop: the guard enforces
+	 * the request and idle timeouts, so keep it above both. */
+	unsigned backstop = b->cfg.idle_timeout_s > b->cfg.request_timeout_s ? b->cfg.idle_timeout_s
+									  : b->cfg.request_timeout_s;
+	evhttp_set_timeout(w->http, (int)(backstop + HTTP_BACKSTOP_MARGIN_S));
 	evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
 						    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
 						    EVHTTP_REQ_PATCH);
@@ -958,6 +969,25 @@ int broker_new(struct broker **out, struct event_base *base, const struct broker
 fail:
 	broker_free(b);
 	return rc ? rc : ENOMEM;
+}
+
+static void accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+	struct evconnlistener *l = arg;
+	evconnlistener_enable(l);
+}
+
+/* accept() failing (no descriptors left) leaves the socket readable, and
+ * libevent would retry at once forever: pause accepting for a moment
+ * instead and say so once per pause. */
+static void accept_error(struct evconnlistener *l, void *arg)
+{
+	int err = EVUTIL_SOCKET_ERROR();
+	evconnlistener_disable(l);
+	log_warn("broker", "accept failed (%s): pausing new connections for %d ms",
+		 evutil_socket_error_to_string(err), ACCEPT_PAUSE_MS);
+	struct timeval tv = { 0, ACCEPT_PAUSE_MS * 1000 };
+	event_base_once(evconnlistener_get_base(l), -1, EV_TIMEOUT, accept_resume, l, &tv);
 }
 
 /* SO_REUSEPORT would let a second coordinator share the port silently:
@@ -1009,6 +1039,7 @@ int broker_listen(struct broker *b, const char *addr, uint16_t port, char *err, 
 			snprintf(err, errlen, "cannot serve HTTP on %s", spec);
 			return EINVAL;
 		}
+		evconnlistener_set_error_cb(l, accept_error);
 		http_guard_add_listener(w->guard, l);
 	}
 	return 0;

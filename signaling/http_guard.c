@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -55,6 +56,15 @@ struct http_guard {
 	http_guard_refusal_fn refusal;
 	void *refusal_arg;
 };
+
+/* Deadlines are intervals: monotonic, so a wall-clock step drops nobody. */
+static void mono_now(struct timeval *tv)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	tv->tv_sec = ts.tv_sec;
+	tv->tv_usec = ts.tv_nsec / 1000;
+}
 
 static void bev_key(const struct bufferevent *bev, char out[32])
 {
@@ -100,7 +110,7 @@ static void input_added(struct evbuffer *buf, const struct evbuffer_cb_info *inf
 		return;
 	if (t->state == CONN_IDLE) {
 		t->state = CONN_RECEIVING;
-		event_base_gettimeofday_cached(g->base, &t->since);
+		mono_now(&t->since);
 	}
 	if (t->state != CONN_RECEIVING)
 		return;
@@ -144,7 +154,7 @@ static struct bufferevent *make_bev(struct event_base *base, void *arg)
 	t->guard = g;
 	t->bev = bev;
 	t->state = CONN_IDLE;
-	event_base_gettimeofday_cached(base, &t->since);
+	mono_now(&t->since);
 	char key[32];
 	bev_key(bev, key);
 	if (strmap_put(g->by_bev, key, t) ||
@@ -178,7 +188,7 @@ void http_guard_request_begin(struct http_guard *g, struct evhttp_request *req)
 	if (t) {
 		forget_received(t);
 		t->state = CONN_SERVING;
-		event_base_gettimeofday_cached(g->base, &t->since);
+		mono_now(&t->since);
 	}
 }
 
@@ -187,7 +197,7 @@ void http_guard_request_end(struct http_guard *g, struct evhttp_request *req)
 	struct tracker *t = lookup(g, req);
 	if (t) {
 		t->state = CONN_IDLE;
-		event_base_gettimeofday_cached(g->base, &t->since);
+		mono_now(&t->since);
 	}
 }
 
@@ -195,7 +205,7 @@ static void sweep_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct http_guard *g = arg;
 	struct timeval now;
-	event_base_gettimeofday_cached(g->base, &now);
+	mono_now(&now);
 	struct tracker *t, *next;
 	for (t = LIST_FIRST(&g->conns); t; t = next) {
 		next = LIST_NEXT(t, link);

@@ -61,7 +61,7 @@ typedef void (*mb_wake_cb)(void *arg);
 
 struct mb_stats {
 	uint64_t queued_messages;
-	uint64_t queued_bytes;
+	uint64_t queued_bytes;    /* memory charged for them (backend-defined) */
 	uint64_t pairs;
 	uint64_t expired_total;   /* dropped by TTL */
 	uint64_t purged_total;    /* dropped by a newer epoch */
@@ -100,6 +100,9 @@ struct mailbox_mem_config {
  * mailbox_mem_bind_thread(); every operation may come from any thread. */
 int mailbox_mem_new(struct mailbox **out, struct event_base *base,
 		    const struct mailbox_mem_config *cfg);
+/* What one queued message of payload_len bytes counts against max_bytes
+ * (and in mb_stats.queued_bytes): its payload and its bookkeeping. */
+uint64_t mailbox_mem_charge(size_t payload_len);
 /* Wakes of watches made on this thread fire on this loop. */
 void mailbox_mem_bind_thread(struct event_base *base);
 

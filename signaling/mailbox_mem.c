@@ -21,6 +21,9 @@
 #include "common/log.h"
 #include "common/strmap.h"
 
+/* A pair's epoch is remembered for an hour: each counts this much
+ * against the memory bound's share for pairs (max_bytes / PAIR_CHARGE). */
+#define PAIR_CHARGE 128
 /* How often expired messages and idle pairs are swept out. */
 #define SWEEP_INTERVAL_MS 1000
 
@@ -81,10 +84,13 @@ void mailbox_mem_bind_thread(struct event_base *base)
 	thread_base = base;
 }
 
+/* Ages, TTLs and idle pairs are intervals: measured on the monotonic
+ * clock, so a step of the wall clock neither expires every message nor
+ * forgets every epoch at once. */
 static int64_t now_ms(void)
 {
 	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
@@ -142,13 +148,35 @@ static struct box *box_get(struct mailbox_mem *m, const char *peer, bool create)
 	return b;
 }
 
+/* What a queued message costs against --max-queued-mb: its payload and
+ * its bookkeeping, so empty payloads cannot queue for free. */
+static uint64_t msg_charge(size_t payload_len)
+{
+	return sizeof(struct mem_msg) + payload_len + 1;
+}
+
+uint64_t mailbox_mem_charge(size_t payload_len)
+{
+	return msg_charge(payload_len);
+}
+
 static void msg_drop(struct mailbox_mem *m, struct box *b, struct mem_msg *msg)
 {
 	TAILQ_REMOVE(&b->msgs, msg, link);
 	b->count--;
 	m->stats.queued_messages--;
-	m->stats.queued_bytes -= msg->payload_len;
+	m->stats.queued_bytes -= msg_charge(msg->payload_len);
 	free(msg);
+}
+
+static void drop_expired_head(struct mailbox_mem *m, struct box *b, int64_t now)
+{
+	int64_t ttl_ms = (int64_t)m->cfg.message_ttl_s * 1000;
+	struct mem_msg *it;
+	while ((it = TAILQ_FIRST(&b->msgs)) && now - it->created_ms >= ttl_ms) {
+		msg_drop(m, b, it);
+		m->stats.expired_total++;
+	}
 }
 
 static void publish_locked(struct mailbox_mem *m, const struct publish_msg *in,
@@ -174,6 +202,8 @@ static void publish_locked(struct mailbox_mem *m, const struct publish_msg *in,
 		*out = res;
 		return;
 	}
+	/* Expired messages must not count against the bounds below. */
+	drop_expired_head(m, b, now);
 	/* Decide the whole outcome before changing anything, so a refusal
 	 * leaves the mailbox and the epoch exactly as they were. */
 	size_t purgeable = 0;
@@ -183,7 +213,7 @@ static void publish_locked(struct mailbox_mem *m, const struct publish_msg *in,
 		TAILQ_FOREACH(msg, &b->msgs, link) {
 			if (msg->epoch < in->epoch && strcmp(msg->from, in->from) == 0) {
 				purgeable++;
-				purgeable_bytes += msg->payload_len;
+				purgeable_bytes += msg_charge(msg->payload_len);
 			}
 		}
 	}
@@ -192,7 +222,8 @@ static void publish_locked(struct mailbox_mem *m, const struct publish_msg *in,
 		*out = res;
 		return;
 	}
-	if (m->stats.queued_bytes - purgeable_bytes + in->payload_len > m->cfg.max_bytes) {
+	if (m->stats.queued_bytes - purgeable_bytes + msg_charge(in->payload_len) > m->cfg.max_bytes ||
+	    (!pair && strmap_count(m->pairs) >= m->cfg.max_bytes / PAIR_CHARGE)) {
 		res.status = MB_OVERLOADED;
 		*out = res;
 		return;
@@ -237,7 +268,7 @@ static void publish_locked(struct mailbox_mem *m, const struct publish_msg *in,
 	TAILQ_INSERT_TAIL(&b->msgs, msg, link);
 	b->count++;
 	m->stats.queued_messages++;
-	m->stats.queued_bytes += in->payload_len;
+	m->stats.queued_bytes += msg_charge(in->payload_len);
 
 	res.epoch = in->epoch;
 	format_id(m, msg->seq, res.id);
@@ -300,11 +331,12 @@ static enum mb_status fetch_locked(struct mailbox_mem *m, const char *peer, cons
 		max = POLL_BATCH_MAX;
 	size_t n = 0, bytes = 0;
 	TAILQ_FOREACH(it, &b->msgs, link) {
-		if (n == max)
+		if (n == max || (n && bytes + it->payload_len + 1 > POLL_ANSWER_BYTES_MAX))
 			break;
 		bytes += it->payload_len + 1;
 		n++;
 	}
+	max = n;
 	if (!n)
 		return MB_OK;
 	out->payloads = malloc(bytes);
@@ -429,12 +461,7 @@ static int sweep_box(const char *key, void *val, void *arg)
 {
 	struct sweep_ctx *c = arg;
 	struct box *b = val;
-	int64_t ttl_ms = (int64_t)c->m->cfg.message_ttl_s * 1000;
-	struct mem_msg *it;
-	while ((it = TAILQ_FIRST(&b->msgs)) && c->now - it->created_ms >= ttl_ms) {
-		msg_drop(c->m, b, it);
-		c->m->stats.expired_total++;
-	}
+	drop_expired_head(c->m, b, c->now);
 	if (b->count == 0 && LIST_EMPTY(&b->watchers)) {
 		free(b);
 		return 1;

@@ -4,6 +4,7 @@
 
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 
 #include <event2/buffer.h>
@@ -45,14 +46,25 @@ void metrics_request(struct metrics *m, enum endpoint ep, int status)
 			   __ATOMIC_RELAXED);
 }
 
+/* Shared by every worker: at most one log line per reason per interval
+ * for the whole process. */
+static int64_t last_logged[REF_COUNT];
+static uint64_t unlogged[REF_COUNT];
+
 void metrics_refusal(struct metrics *m, enum refusal r, const char *fmt, ...)
 {
 	__atomic_add_fetch(&m->refusals[r], 1, __ATOMIC_RELAXED);
-	time_t now = time(NULL);
-	if (now - m->last_logged[r] < REFUSAL_LOG_INTERVAL_S) {
-		m->unlogged[r]++;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	int64_t now = ts.tv_sec;
+	int64_t last = __atomic_load_n(&last_logged[r], __ATOMIC_RELAXED);
+	if ((last && now - last < REFUSAL_LOG_INTERVAL_S) ||
+	    !__atomic_compare_exchange_n(&last_logged[r], &last, now, false, __ATOMIC_RELAXED,
+					 __ATOMIC_RELAXED)) {
+		__atomic_add_fetch(&unlogged[r], 1, __ATOMIC_RELAXED);
 		return;
 	}
+	uint64_t missed = __atomic_exchange_n(&unlogged[r], 0, __ATOMIC_RELAXED);
 	char detail[256];
 	va_list ap;
 	va_start(ap, fmt);
@@ -61,13 +73,11 @@ void metrics_refusal(struct metrics *m, enum refusal r, const char *fmt, ...)
 	/* Stale epochs and full mailboxes are normal protocol events, not
 	 * attacks: they are info, the rest warn. */
 	enum log_level lvl = (r == REF_STALE_EPOCH || r == REF_MAILBOX_FULL) ? LOG_LVL_INFO : LOG_LVL_WARN;
-	if (m->unlogged[r])
+	if (missed)
 		log_msg(lvl, "broker", "refused (%s): %s; %" PRIu64 " more since the last such log",
-			refusal_names[r], detail, m->unlogged[r]);
+			refusal_names[r], detail, missed);
 	else
 		log_msg(lvl, "broker", "refused (%s): %s", refusal_names[r], detail);
-	m->last_logged[r] = now;
-	m->unlogged[r] = 0;
 }
 
 static uint64_t load(const uint64_t *p)

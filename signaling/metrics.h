@@ -26,8 +26,6 @@ enum refusal {
 struct metrics {
 	uint64_t requests[EP_COUNT][METRICS_STATUS_SLOTS];
 	uint64_t refusals[REF_COUNT];
-	time_t last_logged[REF_COUNT];
-	uint64_t unlogged[REF_COUNT];
 	uint64_t wake_latency_us_sum;
 	uint64_t wakes;
 };

@@ -88,6 +88,14 @@ static int set_grow(struct nonce_set *s)
 	return 0;
 }
 
+/* Rotation is an interval: the monotonic clock, immune to clock steps. */
+static time_t mono_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
+
 static uint64_t hex16(const char *p)
 {
 	uint64_t v = 0;
@@ -100,7 +108,7 @@ static uint64_t hex16(const char *p)
 
 static enum replay_result check_locked(struct replay_mem *r, const char *nonce)
 {
-	time_t now = time(NULL);
+	time_t now = mono_s();
 	if (now - r->rotated_at >= ROTATE_S) {
 		struct nonce_set old = r->gen[1];
 		r->gen[1] = r->gen[0];
@@ -168,7 +176,7 @@ int replay_mem_new(struct replay **out, size_t max_entries)
 		return ENOMEM;
 	r->base.ops = &mem_ops;
 	r->max_per_gen = max_entries / 2 ? max_entries / 2 : 1;
-	r->rotated_at = time(NULL);
+	r->rotated_at = mono_s();
 	pthread_mutex_init(&r->lock, NULL);
 	if (set_init(&r->gen[0], INITIAL_SLOTS) || set_init(&r->gen[1], INITIAL_SLOTS)) {
 		mem_free(&r->base);

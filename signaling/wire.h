@@ -17,6 +17,10 @@
 #define POLL_WAIT_MAX_S 30
 #define POLL_WAIT_DEFAULT_S 25
 #define POLL_BATCH_MAX 256
+/* An answer stops adding messages past this many payload bytes (at least
+ * one message always goes): the contract allows fewer than 256, and an
+ * answer waiting to be sent must not hold unbounded memory. */
+#define POLL_ANSWER_BYTES_MAX (512 * 1024)
 #define MAILBOX_CAP 1024
 #define MSG_ID_MAX 48
 

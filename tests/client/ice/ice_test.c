@@ -422,27 +422,35 @@ static void test_config_errors(void)
 	struct ice_config cfg = {0};
 	struct ice_session *s = NULL;
 	struct ice_server srv = {ICE_SRV_STUN, "198.18.0.10", NULL, NULL};
-	static const char *const bad_host[] = {"127.0.0.1"};
+	static const char *const host[] = {"127.0.0.1"};
 
+	/* a bad server entry is skipped and reported, not fatal */
+	cfg.host_addrs = host;
+	cfg.n_host_addrs = 1;
+	cfg.allow_loopback = true;
 	cfg.servers = &srv;
 	cfg.n_servers = 1;
-	CHECK(ice_session_alloc(&s, &cfg, &handlers, NULL) == EINVAL);
-	srv.addr = "198.18.0.10:0";
-	CHECK(ice_session_alloc(&s, &cfg, &handlers, NULL) == EINVAL);
-	srv.addr = "198.18.0.10:70000";
-	CHECK(ice_session_alloc(&s, &cfg, &handlers, NULL) == EINVAL);
-	srv.addr = "[2001:db8::1]:3478x";
-	CHECK(ice_session_alloc(&s, &cfg, &handlers, NULL) == EINVAL);
-	srv.kind = ICE_SRV_TURN_UDP;
+	static const char *const bad[] = {"198.18.0.10", "198.18.0.10:0",
+		"198.18.0.10:70000", "[2001:db8::1]:3478x", "turn.example:3478",
+		"198.18.0.10:34 78", ""};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		srv.addr = bad[i];
+		CHECK(ice_session_alloc(&s, &cfg, &handlers, NULL) == 0);
+		CHECK(strstr(ice_session_gather_errors(s), "not IP:PORT"));
+		s = mem_deref(s);
+	}
+	srv.kind = ICE_SRV_TURN_UDP; /* no credential */
 	srv.addr = "198.18.0.10:3478";
-	CHECK(ice_session_alloc(&s, &cfg, &handlers, NULL) == EINVAL); /* no credential */
+	CHECK(ice_session_alloc(&s, &cfg, &handlers, NULL) == 0);
+	CHECK(strstr(ice_session_gather_errors(s), "no usable credential"));
+	s = mem_deref(s);
+
 	cfg.n_servers = 0;
 	cfg.relay_only = cfg.no_relay = true;
 	CHECK(ice_session_alloc(&s, &cfg, &handlers, NULL) == EINVAL);
 	cfg.relay_only = cfg.no_relay = false;
-	cfg.host_addrs = bad_host;
-	cfg.n_host_addrs = 1;
-	CHECK(ice_session_alloc(&s, &cfg, &handlers, NULL) == EINVAL); /* loopback */
+	cfg.allow_loopback = false; /* loopback host address refused */
+	CHECK(ice_session_alloc(&s, &cfg, &handlers, NULL) == EINVAL);
 	CHECK(s == NULL);
 }
 

@@ -11,6 +11,8 @@
 #   eim-open   one behind an eim-open NAT (no inbound filter on the NAT
 #              itself), the other on a public host: direct (prflx/srflx/host)
 #   same-nat   two hosts behind one NAT: host
+#   lossy      both behind eim NATs with 10 % loss each way on both hosts
+#              links and 25 ms of one-way delay on one NAT: a direct pair
 #   tls-only   both behind udp-drop NATs that also drop TCP to port 3478
 #              (TURN over plain TCP): relay-tls
 #   relay-only both behind eim NATs, both --relay-only: relay-udp
@@ -23,12 +25,13 @@
 # per check and "N passed, M failed"; the netlab traps remove namespaces
 # and processes on every exit. Arguments: scenario names (default: all).
 set -euo pipefail
+# shellcheck source=tests/netlab/netlab.sh
 source "$(dirname "$0")/../../netlab/netlab.sh"
 
 DRIVER=$NETLAB_BIN/ice-driver
 COORDINATOR=$NETLAB_BIN/coordinator
 netlab_require "$DRIVER" "$COORDINATOR" openssl curl iptables
-ALL=(eim symmetric udp-drop tls-only eim-open same-nat relay-only no-relay dead)
+ALL=(eim symmetric udp-drop tls-only lossy eim-open same-nat relay-only no-relay dead)
 SCEN=("$@")
 ((${#SCEN[@]})) || SCEN=("${ALL[@]}")
 for s in "${SCEN[@]}"; do
@@ -93,6 +96,17 @@ if want same-nat; then
 	netlab_host_behind n-m m2 198.18.10.11
 fi
 
+if want lossy; then
+	netlab_nat n-l1 198.18.0.117 eim 198.18.17.0/24
+	netlab_host_behind n-l1 l1 198.18.17.10
+	netlab_nat n-l2 198.18.0.118 eim 198.18.18.0/24
+	netlab_host_behind n-l2 l2 198.18.18.10
+	netlab_loss l1 eth0 10 both
+	netlab_loss l2 eth0 10 both
+	# on the NAT's outside link: netlab_delay on a host behind a NAT
+	# changes the NAT's lan0 bridge MAC (see the report in docs/ice.md)
+	netlab_delay n-l2 eth0 25
+fi
 if want tls-only; then
 	netlab_nat n-t1 198.18.0.115 udp-drop 198.18.15.0/24
 	netlab_host_behind n-t1 t1 198.18.15.10
@@ -131,6 +145,8 @@ done
 
 # --- the drivers -------------------------------------------------------------
 declare -A PID LOG
+# ICE_DRIVER_FLAGS: extra driver options, e.g. "--log-level debug"
+read -ra EXTRA <<<"${ICE_DRIVER_FLAGS:-}"
 # start SCEN HOST ID PEER [FLAGS...]
 start() {
 	local scen=$1 host=$2 id=$3 peer=$4
@@ -138,7 +154,7 @@ start() {
 	mkdir -p "$NETLAB_DIR/$scen"
 	netlab_spawn "$host" "$DRIVER" --id "$id" --peer "$peer" \
 		--dir "$NETLAB_DIR/$scen" --secret-file "$SECRET" \
-		--coordinator "$COORD" ${ICE_DRIVER_FLAGS:-} "$@"
+		--coordinator "$COORD" "${EXTRA[@]}" "$@"
 	PID[$id]=$NETLAB_LAST_PID
 	LOG[$id]=$NETLAB_LAST_LOG
 }
@@ -148,6 +164,7 @@ want symmetric && { start symmetric s1 s1 s2 --timeout 25; start symmetric s2 s2
 want udp-drop && { start udp-drop u1 u1 u2 --timeout 25; start udp-drop u2 u2 u1 --timeout 25; }
 want eim-open && { start eim-open o1 o1 o2 --timeout 25; start eim-open o2 o2 o1 --timeout 25; }
 want same-nat && { start same-nat m1 m1 m2 --timeout 20; start same-nat m2 m2 m1 --timeout 20; }
+want lossy && { start lossy l1 l1 l2 --timeout 25; start lossy l2 l2 l1 --timeout 25; }
 want tls-only && { start tls-only t1 t1 t2 --timeout 25; start tls-only t2 t2 t1 --timeout 25; }
 want relay-only && { start relay-only r1 r1 r2 --relay-only --timeout 20; start relay-only r2 r2 r1 --relay-only --timeout 20; }
 want no-relay && { start no-relay x1 x1 x2 --no-relay --timeout 30; start no-relay x2 x2 x1 --no-relay --timeout 30; }
@@ -198,6 +215,7 @@ want same-nat && check_pair same-nat m1 m2 'host' "the host pair"
 want eim-open && check_pair eim-open o1 o2 'host|srflx|prflx' "a direct pair"
 want symmetric && check_pair symmetric s1 s2 'relay-udp' "relay-udp"
 want udp-drop && check_pair udp-drop u1 u2 'relay-tcp|relay-tls' "relay-tcp or relay-tls"
+want lossy && check_pair lossy l1 l2 'host|srflx|prflx' "a direct pair"
 want tls-only && check_pair tls-only t1 t2 'relay-tls' "relay-tls"
 want relay-only && check_pair relay-only r1 r2 'relay-udp' "relay-udp"
 
@@ -257,12 +275,12 @@ fi
 
 # Sanitizer builds (make SAN=1): any report in a driver's log fails the run.
 sleep 0.5
-san=$(grep -l 'Sanitizer\|runtime error:' "${LOG[@]}" 2>/dev/null || true)
-if [[ -z $san ]]; then
+mapfile -t san < <(grep -l 'Sanitizer\|runtime error:' "${LOG[@]}" 2>/dev/null || true)
+if ((${#san[@]} == 0)); then
 	ok "no sanitizer reports from the drivers"
 else
-	notok sanitizer "reports in: $san"
-	grep -h -A12 'Sanitizer\|runtime error:' $san | head -60 || true
+	notok sanitizer "reports in: ${san[*]}"
+	grep -h -A12 'Sanitizer\|runtime error:' "${san[@]}" | head -60 || true
 fi
 
 echo "$pass passed, $fail failed"

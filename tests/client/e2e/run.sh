@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# run.sh: the mesh-client end-to-end tests (tests/client/e2e/t-*.sh, or the
+# ones named: "direct", "t-20-relay.sh", ...) one after another, each under
+# timeout(1); then checks that no namespace or process of the runs is left.
+# Ends with one line "client-e2e: N passed, M failed" (N and M count the
+# checks, "ok"/"not ok" lines, of all tests). Owns only the processes it
+# starts; SIGINT/SIGTERM reach the running test, whose netlab trap cleans up.
+#   E2E_TEST_TIMEOUT  seconds per test (default 240)
+set -uo pipefail
+cd "$(dirname "$0")/../../.." || exit 1
+
+TIMEOUT=${E2E_TEST_TIMEOUT:-240}
+if [[ $(id -u) -ne 0 ]]; then
+	echo "client-e2e: the tests need root (network namespaces)" >&2
+	echo "client-e2e: 0 passed, 1 failed"
+	exit 1
+fi
+for t in ip iptables socat curl openssl timeout setsid cmp head; do
+	if ! command -v "$t" >/dev/null 2>&1; then
+		echo "client-e2e: missing tool $t (make deps)" >&2
+		echo "client-e2e: 0 passed, 1 failed"
+		exit 1
+	fi
+done
+
+tests=()
+for a in "$@"; do
+	f=$(ls tests/client/e2e/t-*"${a%.sh}"*.sh 2>/dev/null | head -1)
+	if [[ -z $f ]]; then
+		echo "client-e2e: no test matches '$a'" >&2
+		echo "client-e2e: 0 passed, 1 failed"
+		exit 2
+	fi
+	tests+=("$f")
+done
+((${#tests[@]})) || tests=(tests/client/e2e/t-*.sh)
+
+cur=
+on_signal() {
+	[[ -n $cur ]] && kill -TERM "$cur" 2>/dev/null
+	exit "$1"
+}
+trap 'on_signal 130' INT
+trap 'on_signal 143' TERM
+
+pass=0 fail=0 start_all=$SECONDS
+out=$(mktemp)
+for t in "${tests[@]}"; do
+	echo "== $t"
+	start=$SECONDS
+	timeout -k 15 "$TIMEOUT" bash "$t" >"$out" 2>&1 &
+	cur=$!
+	wait "$cur"
+	rc=$?
+	cur=
+	cat "$out"
+	p=$(grep -c '^ok ' "$out")
+	f=$(grep -c '^not ok ' "$out")
+	if ((rc != 0 && f == 0)); then
+		echo "not ok - $t exited $rc"
+		f=1
+	fi
+	pass=$((pass + p)) fail=$((fail + f))
+	echo "== $t: $p passed, $f failed, $((SECONDS - start)) s"
+done
+rm -f "$out"
+
+# Nothing left behind: no netlab namespace of a dead run, no mesh-client.
+left_ns=$(ip netns list 2>/dev/null | awk '{print $1}' | grep -E '^nl[0-9]+-' | while read -r ns; do
+	pid=${ns#nl}; pid=${pid%%-*}
+	kill -0 "$pid" 2>/dev/null || echo "$ns"
+done)
+left_proc=$(pgrep -x mesh-client 2>/dev/null | while read -r p; do
+	[[ $(readlink "/proc/$p/exe" 2>/dev/null) == "$(readlink -f "${NETLAB_BIN:-bin}")/mesh-client" ]] && echo "$p"
+done)
+if [[ -z $left_ns && -z $left_proc ]]; then
+	echo "ok - nothing left behind (namespaces, mesh-client processes)"
+	pass=$((pass + 1))
+else
+	echo "not ok - left behind: namespaces [${left_ns//$'\n'/ }] processes [${left_proc//$'\n'/ }]"
+	fail=$((fail + 1))
+fi
+echo "client-e2e: $pass passed, $fail failed, $((SECONDS - start_all)) s"
+((fail == 0))
