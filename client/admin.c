@@ -94,8 +94,9 @@ static json_t *why_relayed(const struct admin *a, size_t i,
 	size_t n = linkmgr_pairs(a->lm, i, pi, ADMIN_PAIRS_MAX);
 	size_t direct = 0, failed = 0, succeeded = 0;
 	const char *first_err = NULL;
+	size_t first_pair = 0;
 	const char *gerr = linkmgr_gather_errors(a->lm, i);
-	char summary[256];
+	char summary[512];
 	json_t *o = json_object(), *arr = json_array();
 
 	if (n > ADMIN_PAIRS_MAX)
@@ -121,10 +122,13 @@ static json_t *why_relayed(const struct admin *a, size_t i,
 		direct++;
 		if (pi[k].state && !strcmp(pi[k].state, "succeeded"))
 			succeeded++;
-		else if (pi[k].state && !strcmp(pi[k].state, "failed")) {
+		else if (pi[k].error[0]) {
+			/* failed, or cancelled unanswered when a relay won */
 			failed++;
-			if (!first_err && pi[k].error[0])
+			if (!first_err) {
 				first_err = pi[k].error;
+				first_pair = k;
+			}
 		}
 	}
 
@@ -140,11 +144,18 @@ static json_t *why_relayed(const struct admin *a, size_t i,
 		snprintf(summary, sizeof(summary),
 			 "%zu of %zu direct pairs answered only after the "
 			 "relayed pair was selected", succeeded, direct);
+	else if (first_err)
+		snprintf(summary, sizeof(summary),
+			 "%zu direct pair(s) tried, %zu got no usable answer, "
+			 "e.g. %s -> %s: %s%s%s", direct, failed,
+			 pi[first_pair].local, pi[first_pair].remote, first_err,
+			 gerr && gerr[0] ? "; gathering: " : "",
+			 gerr ? gerr : "");
 	else
 		snprintf(summary, sizeof(summary),
-			 "%zu direct pairs tried, %zu failed%s%s", direct,
-			 failed, first_err ? ", e.g. " : "",
-			 first_err ? first_err : "");
+			 "%zu direct pair(s) tried, none answered in time%s%s",
+			 direct, gerr && gerr[0] ? "; gathering: " : "",
+			 gerr ? gerr : "");
 
 	json_object_set_new(o, "summary", json_string(summary));
 	json_object_set_new(o, "gather_errors", json_string(gerr ? gerr : ""));

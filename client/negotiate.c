@@ -45,6 +45,8 @@ struct negotiation {
 	uint64_t epoch;      /* controlling: current offer's; controlled: last accepted offer's */
 	uint64_t out_max;    /* highest epoch we published (our direction of the pair) */
 	uint64_t in_last;    /* controlling: highest renegotiate/bye epoch handled */
+	uint64_t reneg_last; /* controlled: our latest renegotiate's epoch */
+	bool epoch_is_bye;   /* controlled: epoch came from a bye, not an offer */
 	uint64_t max_known;  /* highest epoch seen for the pair, either direction */
 	bool link;           /* link_prepare issued for epoch and not torn down */
 	char *mine;          /* our offer or answer payload for epoch */
@@ -442,8 +444,12 @@ static enum neg_rx a_bye(struct negotiation *n, uint64_t e)
 	if (e <= n->in_last)
 		return e == n->in_last ? NEG_RX_DUPLICATE : NEG_RX_STALE;
 	n->in_last = e;
-	if ((n->phase == NEG_CONNECTING || n->phase == NEG_UP) && e < n->epoch)
-		return NEG_RX_STALE; /* older than the answer we hold */
+	/* Rule: a peer's bye exceeds every epoch it saw. One below our
+	 * epoch comes from a run of the peer that never saw our current
+	 * offer (an earlier run, or one that stopped before it arrived):
+	 * the offer stands for whichever run comes next. */
+	if (e < n->epoch)
+		return NEG_RX_STALE;
 	teardown(n, "the peer said bye");
 	note(n, "%s said bye: waiting for it to come back", n->peer);
 	n->phase = NEG_IDLE;
@@ -480,6 +486,7 @@ static void b_reneg(struct negotiation *n, uint64_t now, bool use_clock,
 	}
 	len = snprintf(payload, sizeof(payload), "{\"seen\":%" PRIu64 "}", n->epoch);
 	n->out_max = r;
+	n->reneg_last = r;
 	n->phase = NEG_WAITING;
 	n->st.renegs_sent++;
 	note(n, "asking %s for an epoch above %" PRIu64 ": %s", n->peer, n->epoch, why);
@@ -513,7 +520,10 @@ static enum neg_rx b_offer(struct negotiation *n, uint64_t now, uint64_t e,
 
 	if (e < n->epoch)
 		return NEG_RX_STALE;
-	if (e == n->epoch) {
+	/* An offer equal to the bye we hold is from a later run of the
+	 * peer whose clock gave the same ms (one run never sends both in
+	 * one epoch): a new offer. */
+	if (e == n->epoch && !n->epoch_is_bye) {
 		/* The same offer again: the controlling side did not get
 		 * our answer yet, or resent its offer for a later run of
 		 * us. Resend the answer (rate-limited). */
@@ -533,6 +543,7 @@ static enum neg_rx b_offer(struct negotiation *n, uint64_t now, uint64_t e,
 		return NEG_RX_MALFORMED;
 	teardown(n, "a newer offer");
 	n->epoch = e;
+	n->epoch_is_bye = false;
 	n->rice = ice;
 	n->rice_len = ice_len;
 	memcpy(n->rfp, fp, sizeof(n->rfp));
@@ -549,11 +560,16 @@ static enum neg_rx b_bye(struct negotiation *n, uint64_t e)
 {
 	if (e < n->epoch)
 		return NEG_RX_STALE;
-	if (e == n->epoch && n->phase == NEG_WAITING && !n->link)
-		return NEG_RX_DUPLICATE;
+	if (e == n->epoch) {
+		/* One run never sends an offer and a bye in one epoch (its
+		 * bye is above its offers): a bye equal to the offer we hold
+		 * is from an earlier run, whose clock gave the same ms. */
+		return n->link ? NEG_RX_STALE : NEG_RX_DUPLICATE;
+	}
 	teardown(n, "the peer said bye");
 	/* Offers older than the bye are dead now. */
 	n->epoch = e;
+	n->epoch_is_bye = true;
 	n->phase = NEG_WAITING;
 	n->fails = 0;
 	n->retries = 0;
@@ -771,7 +787,6 @@ void neg_publish_result(struct negotiation *n, uint64_t now, const char *kind,
 	if (!n || !kind || err != ESTALE || n->phase == NEG_STOPPED)
 		return;
 	/* Failures other than stale need nothing: the timers resend. */
-	uint64_t last_out = n->out_max;
 	n->st.stale_publishes++;
 	n->max_known = max64(n->max_known, current);
 	n->out_max = max64(n->out_max, current);
@@ -790,9 +805,16 @@ void neg_publish_result(struct negotiation *n, uint64_t now, const char *kind,
 		teardown(n, "our answer is stale at the coordinator");
 		n->retries = 0;
 		b_reneg(n, now, false, "our answer was refused as stale");
-	} else if (!strcmp(kind, NEG_KIND_RENEG) && n->phase == NEG_WAITING &&
-		   epoch == last_out) {
-		/* Our latest request was refused: ask again above current. */
+	} else if (!strcmp(kind, NEG_KIND_RENEG) && epoch == n->reneg_last &&
+		   n->phase != NEG_UP) {
+		/* Our latest request never reached the peer, and it is how
+		 * the peer learns we restarted or lost the link: ask again
+		 * above current. Unless we are answering an offer our
+		 * direction accepts: that answer tells the peer instead. */
+		if ((n->phase == NEG_PREPARING || n->phase == NEG_CONNECTING) &&
+		    n->epoch >= current)
+			return;
+		teardown(n, "our request was refused as stale");
 		b_reneg(n, now, false, "our request was refused as stale");
 	}
 }

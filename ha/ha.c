@@ -361,17 +361,28 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ---- construction ----------------------------------------------------------- */
 
+/* Releases everything that lives on the instance's loop. Connections
+ * first: they orphan every pending request, so no reply can reach the
+ * mailbox, replay store or registry any more. */
+static void instance_stop(struct ha *ha)
+{
+	sentinel_free(ha->ss);
+	ha->ss = NULL;
+	rconn_free(ha->data);
+	rconn_free(ha->sub);
+	ha->data = ha->sub = NULL;
+	if (ha->tick)
+		event_free(ha->tick);
+	ha->tick = NULL;
+	mailbox_redis_stop(ha->mb);
+	replay_redis_stop(ha->rp);
+}
+
 static void instance_free(struct ha *ha)
 {
 	if (!ha)
 		return;
-	/* Connections first: they orphan every pending request, so no reply
-	 * can reach the mailbox, replay store or registry freed below. */
-	sentinel_free(ha->ss);
-	rconn_free(ha->data);
-	rconn_free(ha->sub);
-	if (ha->tick)
-		event_free(ha->tick);
+	instance_stop(ha);
 	registry_free(ha->reg);
 	mailbox_redis_destroy(ha->mb);
 	replay_redis_destroy(ha->rp);
@@ -441,22 +452,16 @@ static int instance_start(struct ha *ha, struct event_base *base, char *err, siz
 	return 0;
 }
 
-/* A worker thread ended: its instance goes with it (its loop is stopped
- * but not freed yet, so its events can still be released). */
+/* A worker thread ended: its loop is stopped but not freed yet, so the
+ * instance's events and connections go now. Its memory stays until
+ * ha_free: the broker still unwatches its polls when it closes that
+ * thread's connections, after the thread is gone. */
 static void thread_exit(void *arg)
 {
 	struct ha *ha = arg;
-	struct ha *o = ha->owner;
-	pthread_mutex_lock(&o->mu);
-	for (size_t i = 0; i < o->nclones; i++)
-		if (o->clones[i] == ha) {
-			o->clones[i] = o->clones[--o->nclones];
-			break;
-		}
-	pthread_mutex_unlock(&o->mu);
 	if (tl_inst == ha)
 		tl_owner = tl_inst = NULL;
-	instance_free(ha);
+	instance_stop(ha);
 }
 
 int ha_bind_thread(struct ha *owner, struct event_base *base)

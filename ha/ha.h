@@ -49,8 +49,9 @@ struct ha_config {
  * value with a one-line reason naming the option. */
 int ha_new(struct ha **out, struct event_base *base, const struct ha_config *cfg,
 	   struct mailbox **mailbox, struct replay **replay, char *err, size_t errlen);
-/* Must be called after every thread bound with ha_bind_thread stopped
- * (their instances go when the threads exit). */
+/* After the broker is freed: a bound thread's connections go when the
+ * thread exits, its memory (watches the broker may still unwatch while
+ * closing that thread's connections) here. */
 void ha_free(struct ha *ha);
 
 /* For the broker's thread_init hook: call it on each HTTP worker thread

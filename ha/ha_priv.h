@@ -221,6 +221,8 @@ struct mailbox *mailbox_redis_new(struct event_base *base, struct ha *ha,
 				  const struct mailbox_redis_config *cfg);
 /* The real release (ops->free is a no-op: ha owns the mailbox). */
 void mailbox_redis_destroy(struct mailbox *mb);
+/* Its loop is going away: release its events, keep the memory. */
+void mailbox_redis_stop(struct mailbox *mb);
 /* The subscriber delivered "wake <peer>". */
 void mailbox_redis_wake(struct mailbox *mb, const char *peer, size_t len);
 /* The subscriber (re)connected: notifications may have been missed. */
@@ -233,6 +235,7 @@ void mailbox_redis_sweep_stats(struct mailbox *mb, uint64_t queued, uint64_t exp
 
 struct replay *replay_redis_new(struct event_base *base, struct ha *ha);
 void replay_redis_destroy(struct replay *rp);
+void replay_redis_stop(struct replay *rp);
 
 /* ---- the registry (registry.c) ---------------------------------------------- */
 

@@ -108,6 +108,7 @@ struct mailbox_redis {
 	struct pbatch_list pbatches; /* sent, not answered */
 	struct event *pub_flush;
 	size_t pub_queued;
+	bool stopped;                /* its thread ended: answer UNAVAILABLE at once */
 	bool wait_inflight;
 	struct mb_stats stats;   /* queued: cluster-wide from the sweep; counters: ours */
 	int64_t last_log_ms;
@@ -449,6 +450,11 @@ static void forced_cb(redisReply *r, void *arg)
 static void rd_publish(struct mailbox *mb, const struct publish_msg *in, mb_publish_cb cb, void *arg)
 {
 	struct mailbox_redis *m = mine(mb);
+	if (m->stopped) {
+		struct mb_publish_result res = { .status = MB_UNAVAILABLE };
+		cb(&res, arg);
+		return;
+	}
 	struct op *op = op_new(m, OP_PUBLISH, arg);
 	if (!op) {
 		struct mb_publish_result res = { .status = MB_OVERLOADED };
@@ -679,6 +685,11 @@ static void rd_fetch(struct mailbox *mb, const char *peer, const char *ack_curso
 		     mb_fetch_cb cb, void *arg)
 {
 	struct mailbox_redis *m = mine(mb);
+	if (m->stopped) {
+		struct mb_fetch_result res = { .status = MB_UNAVAILABLE, .cursor = "" };
+		cb(&res, arg);
+		return;
+	}
 	struct op *op = op_new(m, OP_FETCH, arg);
 	if (!op) {
 		struct mb_fetch_result res = { .status = MB_OVERLOADED, .cursor = "" };
@@ -721,6 +732,8 @@ static void watch_fire(evutil_socket_t fd, short what, void *arg)
 static struct mb_watch *rd_watch(struct mailbox *mb, const char *peer, mb_wake_cb wake, void *arg)
 {
 	struct mailbox_redis *m = mine(mb);
+	if (m->stopped)
+		return NULL;
 	struct wbox *b = strmap_get(m->boxes, peer);
 	if (!b) {
 		b = calloc(1, sizeof(*b));
@@ -759,7 +772,8 @@ static void rd_unwatch(struct mailbox *mb, struct mb_watch *w)
 	struct mailbox_redis *m = w->m;
 	struct wbox *b = w->box;
 	LIST_REMOVE(w, link);
-	event_free(w->ev);
+	if (w->ev) /* NULL once its thread stopped (mailbox_redis_stop) */
+		event_free(w->ev);
 	free(w);
 	if (LIST_EMPTY(&b->watchers)) {
 		strmap_del(m->boxes, b->peer);
@@ -883,11 +897,41 @@ static int free_box(const char *key, void *val, void *arg)
 	 * goes; any left are detached so nothing dangles. */
 	while ((w = LIST_FIRST(&b->watchers))) {
 		LIST_REMOVE(w, link);
-		event_free(w->ev);
+		if (w->ev)
+			event_free(w->ev);
 		free(w);
 	}
 	free(b);
 	return 1;
+}
+
+static int stop_box(const char *key, void *val, void *arg)
+{
+	struct wbox *b = val;
+	struct mb_watch *w;
+	LIST_FOREACH(w, &b->watchers, link) {
+		if (w->ev) {
+			event_free(w->ev);
+			w->ev = NULL;
+		}
+	}
+	return 0;
+}
+
+void mailbox_redis_stop(struct mailbox *mb)
+{
+	struct mailbox_redis *m = upcast(mb);
+	if (!m)
+		return;
+	/* Its loop is about to go (a worker thread ended): release every
+	 * event on it now; the memory stays until ha_free, since the broker
+	 * still unwatches when it closes that thread's connections. */
+	if (m->pub_flush) {
+		event_free(m->pub_flush);
+		m->pub_flush = NULL;
+	}
+	strmap_sweep(m->boxes, stop_box, NULL);
+	m->stopped = true;
 }
 
 void mailbox_redis_destroy(struct mailbox *mb)
@@ -907,7 +951,8 @@ void mailbox_redis_destroy(struct mailbox *mb)
 		TAILQ_REMOVE(&m->pbatches, pb, link);
 		free(pb);
 	}
-	event_free(m->pub_flush);
+	if (m->pub_flush)
+		event_free(m->pub_flush);
 	struct op *op;
 	while ((op = TAILQ_FIRST(&m->ops)))
 		op_free(op);

@@ -50,6 +50,7 @@ struct replay_redis {
 	struct batch_list sent;
 	struct event *flush_ev;
 	size_t nqueued;
+	bool stopped;
 	/* Nonces this coordinator recorded, per second of the window, for
 	 * size() (the cluster-wide count lives in Redis, uncounted). */
 	uint32_t per_sec[HA_NONCE_TTL_S];
@@ -168,6 +169,10 @@ static void rr_check(struct replay *base, const char *nonce, replay_cb cb, void 
 	 * own instance (ha_bind_thread). */
 	struct replay_redis *rp =
 		(struct replay_redis *)ha_thread_replay(((struct replay_redis *)base)->ha);
+	if (rp->stopped) {
+		cb(REPLAY_UNAVAILABLE, arg);
+		return;
+	}
 	struct rop *op = calloc(1, sizeof(*op));
 	if (!op) {
 		cb(REPLAY_FULL, arg);
@@ -272,6 +277,19 @@ void replay_redis_destroy(struct replay *base)
 		free_ops(&b->ops);
 		free(b);
 	}
-	event_free(rp->flush_ev);
+	if (rp->flush_ev)
+		event_free(rp->flush_ev);
 	free(rp);
+}
+
+void replay_redis_stop(struct replay *base)
+{
+	struct replay_redis *rp = (struct replay_redis *)base;
+	if (!rp)
+		return;
+	if (rp->flush_ev) {
+		event_free(rp->flush_ev);
+		rp->flush_ev = NULL;
+	}
+	rp->stopped = true;
 }

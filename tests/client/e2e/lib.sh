@@ -42,11 +42,11 @@ check() {
 e2e_finish() {
 	if ((e2e_fail)); then
 		netlab_dump_logs >&2 || true
-		# Whole logs for a closer look (E2E_KEEP_LOGS=DIR).
-		if [[ -n ${E2E_KEEP_LOGS:-} ]]; then
-			mkdir -p "$E2E_KEEP_LOGS/$E2E_NAME"
-			cp "$NETLAB_DIR"/*.log "$E2E_KEEP_LOGS/$E2E_NAME/" 2>/dev/null || true
-		fi
+	fi
+	# Whole logs for a closer look (E2E_KEEP_LOGS=DIR).
+	if [[ -n ${E2E_KEEP_LOGS:-} ]]; then
+		mkdir -p "$E2E_KEEP_LOGS/$E2E_NAME"
+		cp "$NETLAB_DIR"/*.log "$E2E_KEEP_LOGS/$E2E_NAME/" 2>/dev/null || true
 	fi
 	echo "$E2E_NAME: $e2e_pass passed, $e2e_fail failed"
 	((e2e_fail == 0))

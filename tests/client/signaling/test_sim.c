@@ -5,6 +5,7 @@
  * in simulated time, so a run takes milliseconds. */
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "client/negotiate.h"
@@ -375,7 +376,9 @@ void t_sim_path_failure(void)
  * throughout; once faults stop and both run, they converge. */
 void t_sim_model_random(void)
 {
-	unsigned runs = 300, ok = 0;
+	/* SIG_SIM_RUNS=N runs more (or fewer) worlds. */
+	const char *env = getenv("SIG_SIM_RUNS");
+	unsigned runs = env && atoi(env) > 0 ? (unsigned)atoi(env) : 300, ok = 0;
 	uint64_t worst = 0;
 
 	for (uint32_t seed = 1; seed <= runs; seed++) {
@@ -423,8 +426,13 @@ void t_sim_model_random(void)
 		if (converge(s, seed, lossy ? 180000 : 60000, &took, &e)) {
 			if (stays(s, seed, e, 60000))
 				ok++;
-			if (!lossy && took > worst)
+			if (!lossy && took > worst) {
 				worst = took;
+				if (g_verbose && took > 8000) {
+					printf("#   seed %u: %" PRIu64 " ms\n", seed, took);
+					sim_dump(s, stdout, 80);
+				}
+			}
 		}
 		sim_free(s);
 	}
