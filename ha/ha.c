@@ -42,6 +42,7 @@ struct ha {
 	struct event_base *base;
 	struct ha *owner;             /* the instance ha_new made (itself for it) */
 	int index;                    /* 0 for the owner, 1.. for worker threads */
+	bool stopped;                 /* its thread ended (read under owner->mu) */
 	bool ha_mode;
 	struct ha_redis_url url;      /* --redis (password/db also with --ha) */
 	char password[HA_PASSWORD_MAX];
@@ -376,6 +377,11 @@ static void instance_stop(struct ha *ha)
 	ha->tick = NULL;
 	mailbox_redis_stop(ha->mb);
 	replay_redis_stop(ha->rp);
+	if (ha->owner && ha->owner->mu_ok) {
+		pthread_mutex_lock(&ha->owner->mu);
+		ha->stopped = true;
+		pthread_mutex_unlock(&ha->owner->mu);
+	}
 }
 
 static void instance_free(struct ha *ha)
@@ -693,11 +699,12 @@ void ha_metrics(struct ha *owner, struct evbuffer *out)
 	bool up = true;
 	char master[HA_HOST_MAX + 8] = "";
 	uint64_t failovers = 0, switches = 0;
-	size_t n;
+	size_t n = 0;
 	pthread_mutex_lock(&owner->mu);
-	n = owner->nclones + 1;
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i <= owner->nclones; i++) {
 		const struct ha *h = i ? owner->clones[i - 1] : owner;
+		if (!h->stopped)
+			n++;
 		const struct ha_counters *x = &h->snap_ctr;
 		uint64_t *dst = (uint64_t *)&c;
 		const uint64_t *src = (const uint64_t *)x;
@@ -707,7 +714,7 @@ void ha_metrics(struct ha *owner, struct evbuffer *out)
 		 * same notifications: those count once. */
 		failovers = x->failovers > failovers ? x->failovers : failovers;
 		switches = x->switch_messages > switches ? x->switch_messages : switches;
-		up = up && h->snap_usable;
+		up = up && (h->stopped || h->snap_usable);
 		if (!master[0])
 			snprintf(master, sizeof(master), "%s", h->snap_master);
 	}

@@ -31,6 +31,7 @@ SUITES=(
 	"ha-cluster:make test-ha-cluster"
 	"forward:make test-forward"
 	"quic:make test-quic"
+	"ice:make test-ice"
 	"asan-build:make -j$JOBS SAN=1 all tests-build"
 	"asan-unit:make SAN=1 test-unit"
 	"asan-conformance:make SAN=1 test-conformance"
@@ -38,6 +39,7 @@ SUITES=(
 	"asan-turn:make SAN=1 test-turn"
 	"asan-forward:make SAN=1 test-forward"
 	"asan-quic:make SAN=1 test-quic"
+	"asan-ice:make SAN=1 test-ice"
 	"fuzz:make fuzz-ci"
 )
 if [[ ${1:-} == --quick ]]; then

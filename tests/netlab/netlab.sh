@@ -477,6 +477,10 @@ netlab_nat() {
 	_nl_attach "$name" eth0 "$sw" br0 || return 1
 	_nl_do ip -n "$ns" addr add "$ip/$pplen" dev eth0 || return 1
 	_nl_do ip -n "$ns" link add lan0 type bridge || return 1
+	# A bridge takes the lowest MAC of its ports unless given one: pin it,
+	# so moving a port into a delay element later does not change the
+	# gateway's MAC under the hosts' ARP caches.
+	_nl_do ip -n "$ns" link set lan0 address "02:6e:6c:$(printf '%02x:%02x:%02x' $((RANDOM % 256)) $((RANDOM % 256)) $((RANDOM % 256)))" || return 1
 	_nl_do ip -n "$ns" addr add "$gw/$plen" dev lan0 || return 1
 	_nl_do ip -n "$ns" link set lan0 up || return 1
 	_nl_sysctl "$name" net.ipv4.ip_forward=1 || return 1
