@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -30,10 +31,12 @@
 #define LINK_SERVERS_MAX 24
 /* Pairs kept from the last ICE session for "why relayed". */
 #define LINK_PAIRS_MAX 32
-/* Negotiations start when the coordinators' servers are known; without
- * them after this long they start anyway (host candidates still work, and
- * the next epoch gets the servers). */
-#define LINK_SERVERS_WAIT_MS 3000
+/* Controlling links open their first epoch when the coordinators' servers
+ * are known, or after this long without them: that first offer is also
+ * what gets the signaling client its first answer and so the server list,
+ * and an epoch prepared without servers is replaced as soon as they come
+ * (linkmgr_sig_servers). */
+#define LINK_SERVERS_WAIT_MS 300
 /* SIGTERM: bye publishes get this long to be accepted by a coordinator. */
 #define LINK_BYE_WAIT_MS 1500
 /* ... and CONNECTION_CLOSE this long to leave a buffering path (TURN over
@@ -60,6 +63,7 @@ struct link {
 	char peer[PEERS_ID_MAX + 1];
 	bool controlling;
 	bool started;             /* neg_start() called */
+	bool no_servers;          /* this epoch was prepared without STUN/TURN */
 	struct negotiation *neg;
 	struct tmr tmr_neg;       /* the negotiation's one timer */
 	struct tmr tmr_fail;      /* deferred failure report */
@@ -514,6 +518,7 @@ static void act_link_prepare(uint64_t epoch, void *arg)
 	l->remote_fp[0] = '\0';
 	l->npairs = 0;
 	l->gather_err[0] = '\0';
+	l->no_servers = cfg.n_servers == 0;
 	err = ice_session_alloc(&l->ice, &cfg, &ice_h, l);
 	if (err) {
 		char why[96];
@@ -666,8 +671,9 @@ static void start_tmr(void *arg)
 {
 	struct linkmgr *lm = arg;
 
-	log_warn("link", "no STUN/TURN servers known after %u ms: offering "
-		 "with host candidates only", LINK_SERVERS_WAIT_MS);
+	log_info("link", "no STUN/TURN servers known yet after %u ms: "
+		 "offering with host candidates until they are",
+		 LINK_SERVERS_WAIT_MS);
 	start_all(lm);
 }
 
@@ -676,11 +682,27 @@ void linkmgr_sig_servers(struct sigclient *sc, void *arg)
 	struct linkmgr *lm = arg;
 	struct ice_server srv[LINK_SERVERS_MAX];
 
-	if (!lm || lm->started || !lm->sig)
+	size_t n;
+
+	if (!lm || !lm->sig || lm->stopping)
 		return;
-	if (sigclient_ice_servers(sc, srv, LINK_SERVERS_MAX) == 0)
+	n = sigclient_ice_servers(sc, srv, LINK_SERVERS_MAX);
+	log_debug("link", "%zu STUN/TURN servers known", n);
+	if (n == 0)
 		return;
-	start_all(lm);
+	if (!lm->started)
+		start_all(lm);
+	/* An epoch still connecting without srflx or relayed candidates
+	 * would fail behind any NAT after the whole check timeout: replace
+	 * it now that the servers are known. */
+	for (size_t i = 0; i < lm->n; i++) {
+		struct link *l = &lm->links[i];
+		if (!l->no_servers || !l->ice ||
+		    (l->state != LINK_ST_GATHERING && l->state != LINK_ST_CHECKING))
+			continue;
+		l->no_servers = false;
+		link_fail(l, 0, "STUN/TURN servers now known: a new epoch with them");
+	}
 }
 
 void linkmgr_start(struct linkmgr *lm, struct sigclient *sig)
@@ -799,6 +821,7 @@ int linkmgr_alloc(struct linkmgr **lmp, const struct linkmgr_config *cfg,
 	struct linkmgr *lm;
 	size_t np, k = 0;
 	uint32_t seed;
+	const char *fp;
 	int e;
 
 	if (!lmp || !cfg || !cfg->peers || !cfg->fwd || !cfg->self_id)
@@ -828,6 +851,16 @@ int linkmgr_alloc(struct linkmgr **lmp, const struct linkmgr_config *cfg,
 		e = ENOMEM;
 		goto out;
 	}
+	/* Test hook (tests/client/e2e/t-60-refuse.sh): offer a fingerprint
+	 * that is not our key's, so peers must refuse our handshakes. It can
+	 * only break this client's own links. */
+	fp = quic_identity_fingerprint(lm->qid);
+	const char *fake = getenv("MESH_TEST_OFFER_FP");
+	if (fake && strlen(fake) == NEG_FP_LEN) {
+		log_warn("link", "MESH_TEST_OFFER_FP: offering fingerprint %s, "
+			 "not our key's (tests only)", fake);
+		fp = fake;
+	}
 	seed = (uint32_t)wall_ms() ^ (uint32_t)getpid();
 	for (size_t i = 0; i < np; i++) {
 		const char *id = peers_id(cfg->peers, i);
@@ -845,7 +878,7 @@ int linkmgr_alloc(struct linkmgr **lmp, const struct linkmgr_config *cfg,
 		struct neg_config nc = {
 			.self = lm->self,
 			.peer = l->peer,
-			.fp = quic_identity_fingerprint(lm->qid),
+			.fp = fp,
 			.seed = seed + (uint32_t)i * 2654435761u,
 		};
 		e = neg_alloc(&l->neg, &nc, &neg_act, l);

@@ -98,12 +98,12 @@ test-ice: $(ICE_TEST) $(ICE_DRIVER) $(BIN)/coordinator
 	$(Q)NETLAB_BIN=$(abspath $(BIN)) bash tests/client/ice/t-ice.sh $(ICE_TESTS)
 
 # --- Signaling client and negotiation: client/sigclient.c, client/sig_http.c,
-# client/negotiate.c and their tests in tests/client/signaling/ (signaling
-# engineer's block) ---
+# client/sig_parse.c, client/negotiate.c and their tests in
+# tests/client/signaling/ (signaling engineer's block) ---
 #   make test-signaling                         every test (state machine,
 #                                               model runs, parsers, and the
 #                                               client against bin/coordinator)
-#   make test-signaling SIG_TESTS="neg_both_restart_x20 sig_failover"  some
+#   make test-signaling SIG_TESTS="sim_both_restart_x20 live_*"  some (globs)
 #   make fuzz-signaling                         libFuzzer over the parsers
 # libre's headers need the defines libre is built with (re.mk); added to
 # client/ only where another block has not added them already.
@@ -112,7 +112,7 @@ SIG_RE_MISSING := $(filter-out $(CFLAGS_client_),$(SIG_RE_CFLAGS))
 CFLAGS_client_ += $(SIG_RE_MISSING)
 CFLAGS_tests_client_signaling_ += $(SIG_RE_CFLAGS)
 
-CLIENT_SIG_SRCS := client/sig_http.c client/sigclient.c client/negotiate.c
+CLIENT_SIG_SRCS := client/sig_http.c client/sig_parse.c client/sigclient.c client/negotiate.c
 CLIENT_SIG_OBJS := $(CLIENT_SIG_SRCS:%.c=$(BUILD)/%.o)
 CLIENT_SIG_LIBS := -lre -ljansson -lssl -lcrypto -lpthread
 
@@ -131,15 +131,16 @@ test-signaling: $(SIG_TEST) $(BIN)/coordinator
 	$(Q)ASAN_OPTIONS=detect_leaks=1$${ASAN_OPTIONS:+:$$ASAN_OPTIONS} \
 		$(SIG_TEST) --coordinator-bin $(BIN)/coordinator $(SIG_TESTS)
 
-# libFuzzer (clang) over the HTTP response parser and the poll, list and
-# TURN answer parsers; built apart from the project's objects.
+# libFuzzer (clang) over the HTTP response parser, the poll, list, TURN
+# and error answer parsers and the negotiation's payload decoders; built
+# apart from the project's objects (SIG_FUZZ_SECONDS, default 30).
 SIG_FUZZ_DIR := $(BUILD)/sigfuzz
 SIG_FUZZ_BIN := $(SIG_FUZZ_DIR)/fuzz_sig
 SIG_FUZZ_SECONDS ?= 30
-SIG_FUZZ_SRCS := tests/client/signaling/fuzz_sig.c client/sig_http.c client/sigclient.c \
+SIG_FUZZ_SRCS := tests/client/signaling/fuzz_sig.c client/sig_http.c client/sig_parse.c client/negotiate.c \
 	signaling/keys.c signaling/auth.c signaling/wire.c common/log.c common/strmap.c
 
-$(SIG_FUZZ_BIN): $(SIG_FUZZ_SRCS) client/sig_http.h client/sig_priv.h
+$(SIG_FUZZ_BIN): $(SIG_FUZZ_SRCS) client/sig_http.h client/sig_priv.h client/negotiate.h
 	$(call say,FUZZLD,$@)
 	$(Q)mkdir -p $(SIG_FUZZ_DIR)/corpus $(SIG_FUZZ_DIR)/artifacts
 	$(Q)clang $(CPPFLAGS) $(SIG_RE_CFLAGS) -O1 -g -std=c11 $(WARN) -Wno-format-nonliteral \

@@ -605,8 +605,10 @@ int neg_alloc(struct negotiation **np, const struct neg_config *cfg,
 	    !strcmp(cfg->self, cfg->peer) || !fp_ok(cfg->fp, strlen(cfg->fp)))
 		return EINVAL;
 	n = mem_zalloc(sizeof(*n), neg_destructor);
-	if (!n)
-		return ENOMEM;
+	if (!n) {
+		err = ENOMEM;
+		goto out;
+	}
 	snprintf(n->self, sizeof(n->self), "%s", cfg->self);
 	snprintf(n->peer, sizeof(n->peer), "%s", cfg->peer);
 	snprintf(n->fp, sizeof(n->fp), "%s", cfg->fp);
@@ -622,10 +624,8 @@ int neg_alloc(struct negotiation **np, const struct neg_config *cfg,
 	DEF(answer_resend_ms);
 #undef DEF
 	n->rng = cfg->seed ? cfg->seed : 0x9e3779b9u;
-	if (err)
-		mem_deref(n);
-	else
-		*np = n;
+	*np = n;
+ out:
 	return err;
 }
 
@@ -781,12 +781,47 @@ void neg_link_failed(struct negotiation *n, uint64_t now, uint64_t epoch,
 	}
 }
 
+/* A publish no coordinator took (after sigclient's own retries, up to its
+ * deadline): if the message still matters, send it again, same epoch and
+ * bytes. Refusals for good (a bug: bad request, forbidden, too large) are
+ * left to the timers, so nothing spins. */
+static void republish(struct negotiation *n, uint64_t now, const char *kind,
+		      uint64_t epoch, int err)
+{
+	char payload[48];
+	int len;
+
+	if (err == EINVAL || err == EPERM || err == EMSGSIZE || err == EPROTO)
+		return;
+	if (n->role == NEG_CONTROLLING) {
+		if (!strcmp(kind, NEG_KIND_OFFER) && epoch == n->epoch &&
+		    n->phase == NEG_OFFERED && n->mine) {
+			n->st.offers_resent++;
+			publish_mine(n, NEG_KIND_OFFER, now);
+		}
+		return;
+	}
+	if (!strcmp(kind, NEG_KIND_ANSWER) && epoch == n->epoch &&
+	    n->phase == NEG_CONNECTING && n->mine) {
+		n->st.answers_resent++;
+		publish_mine(n, NEG_KIND_ANSWER, now);
+	} else if (!strcmp(kind, NEG_KIND_RENEG) && epoch == n->reneg_last &&
+		   n->phase == NEG_WAITING) {
+		len = snprintf(payload, sizeof(payload), "{\"seen\":%" PRIu64 "}", n->epoch);
+		n->st.renegs_sent++;
+		n->a.publish(NEG_KIND_RENEG, epoch, payload, (size_t)len, n->arg);
+	}
+}
+
 void neg_publish_result(struct negotiation *n, uint64_t now, const char *kind,
 			uint64_t epoch, int err, uint64_t current)
 {
-	if (!n || !kind || err != ESTALE || n->phase == NEG_STOPPED)
+	if (!n || !kind || !err || n->phase == NEG_STOPPED)
 		return;
-	/* Failures other than stale need nothing: the timers resend. */
+	if (err != ESTALE) {
+		republish(n, now, kind, epoch, err);
+		return;
+	}
 	n->st.stale_publishes++;
 	n->max_known = max64(n->max_known, current);
 	n->out_max = max64(n->out_max, current);

@@ -501,6 +501,7 @@ struct shttp_req {
 	uint32_t connect_ms;
 	bool retried;            /* resent once after a stale keep-alive */
 	bool fresh_conn;         /* the resend wants a new connection */
+	bool has_body;           /* the request carries a body */
 	int err;                 /* for an async failure */
 	struct shttp_parser p;
 };
@@ -716,8 +717,12 @@ static void conn_recv(struct mbuf *mb, void *arg)
 		req_complete(r, -rc, false);
 		return;
 	}
+	/* Reuse the connection only when the answer ended exactly here and
+	 * came after our whole request: an error answer to a request with
+	 * a body may come early (413), with body bytes still queued. */
 	if (rc == SHTTP_DONE)
-		req_complete(r, 0, r->p.keep_alive && used == left);
+		req_complete(r, 0, r->p.keep_alive && used == left &&
+			     !(r->has_body && r->p.status >= 400));
 }
 
 static void conn_close(int err, void *arg)
@@ -874,6 +879,7 @@ int shttp_request(struct shttp_req **reqp, struct shttp_pool *pool,
 	r->h = h;
 	r->arg = arg;
 	r->connect_ms = spec->connect_ms ? spec->connect_ms : spec->timeout_ms;
+	r->has_body = spec->body && spec->body_len;
 	r->mb = mbuf_alloc(512 + spec->body_len);
 	if (!r->mb) {
 		err = ENOMEM;

@@ -1,7 +1,7 @@
 /* Internals of the signaling client shared with its tests and fuzz
- * harness: the pure parts (answer parsers, the publish body builder, the
- * message checks, the duplicate filters). No I/O, no clocks: callers pass
- * the time. */
+ * harness: the pure parts in sig_parse.c (answer parsers, the publish
+ * body builder, the message checks, the duplicate filters) and the
+ * bounds sigclient.c applies. No I/O, no clocks: callers pass the time. */
 #ifndef MESH_CLIENT_SIG_PRIV_H
 #define MESH_CLIENT_SIG_PRIV_H
 

@@ -83,6 +83,10 @@ int sigclient_publish(struct sigclient *sc, const char *to, const char *kind,
  * arg (the publishes themselves go on). Call before freeing arg. */
 void sigclient_cancel(struct sigclient *sc, void *arg);
 
+/* Publishes not finished yet (a shutdown waits for its byes: until this
+ * is 0, or its own deadline). */
+unsigned sigclient_pending(const struct sigclient *sc);
+
 /* STUN and TURN servers of every coordinator we know, TURN ones with that
  * coordinator's credential. Strings stay valid until the next servers()
  * callback or mem_deref of the client. Returns how many exist. */

@@ -143,10 +143,11 @@ static void fmt_bytes(char *out, size_t cap, json_int_t v)
 		d /= 1024;
 		k++;
 	}
+	/* No space inside: one column for scripts (awk). */
 	if (k == 0)
-		snprintf(out, cap, "%lld B", (long long)v);
+		snprintf(out, cap, "%lldB", (long long)v);
 	else
-		snprintf(out, cap, "%.1f %s", d, u[k]);
+		snprintf(out, cap, "%.1f%s", d, u[k]);
 }
 
 static void fmt_dur(char *out, size_t cap, double s)

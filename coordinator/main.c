@@ -96,6 +96,17 @@ static void endpoint(char *out, size_t cap, const char *ip, unsigned port)
 		snprintf(out, cap, "%s:%u", ip, port);
 }
 
+static int bind_mem_thread(void *arg, struct event_base *base)
+{
+	mailbox_mem_bind_thread(base);
+	return 0;
+}
+
+static int bind_ha_thread(void *arg, struct event_base *base)
+{
+	return ha_bind_thread(arg, base);
+}
+
 static void ha_coordinators(void *arg, struct evbuffer *out)
 {
 	ha_coordinators_json(arg, out);
@@ -186,6 +197,8 @@ static int run(struct app *app)
 			.sentinels = cfg->sentinels,
 			.sentinel_master = cfg->sentinel_master,
 			.keys = &app->keys,
+			.secret_file = cfg->secret_file,
+			.pair_idle_s = PAIR_IDLE_S,
 			.message_ttl_s = cfg->message_ttl_s,
 			.self = {
 				.node_id = cfg->node_id,
@@ -245,8 +258,9 @@ static int run(struct app *app)
 		.request_timeout_s = cfg->request_timeout_s,
 		.idle_timeout_s = cfg->idle_timeout_s,
 		/* The Redis backend lives on the main loop: one HTTP thread. */
-		.threads = app->ha ? 1 : cfg->http_threads,
-		.thread_init = app->ha ? NULL : mailbox_mem_bind_thread,
+		.threads = cfg->http_threads,
+		.thread_init = app->ha ? bind_ha_thread : bind_mem_thread,
+		.thread_init_arg = app->ha,
 		.node_id = cfg->node_id,
 		.advertise_url = app->advertise,
 		.stun_endpoint = app->stun_ep,
@@ -266,9 +280,6 @@ static int run(struct app *app)
 		log_error("main", "HTTP API: %s", err);
 		return 1;
 	}
-	if (app->ha && cfg->http_threads > 1)
-		log_info("main", "the Redis mailbox runs on one HTTP thread (--http-threads %u not used)",
-			 cfg->http_threads);
 
 	app->sigterm = evsignal_new(app->base, SIGTERM, on_signal, app);
 	app->sigint = evsignal_new(app->base, SIGINT, on_signal, app);
@@ -297,6 +308,10 @@ static void app_free(struct app *app)
 		event_free(app->sigterm);
 	if (app->sigint)
 		event_free(app->sigint);
+	/* Pending Redis operations are answered (as unavailable) while the
+	 * broker can still take the answers. */
+	if (app->ha)
+		ha_shutdown(app->ha);
 	broker_free(app->broker);
 	if (app->ha) {
 		ha_free(app->ha); /* owns its mailbox and replay store */

@@ -365,8 +365,17 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 /* Releases everything that lives on the instance's loop. Connections
  * first: they orphan every pending request, so no reply can reach the
  * mailbox, replay store or registry any more. */
-static void instance_stop(struct ha *ha)
+static void instance_stop(struct ha *ha, bool answer)
 {
+	if (answer && !ha->stopped) {
+		/* Answer every pending request (UNAVAILABLE) while the broker
+		 * that asked is still there: queued ones, then those on the
+		 * wire (closing the connection calls their callbacks). */
+		mailbox_redis_quiesce(ha->mb);
+		replay_redis_quiesce(ha->rp);
+		rconn_close(ha->data);
+		rconn_close(ha->sub);
+	}
 	sentinel_free(ha->ss);
 	ha->ss = NULL;
 	rconn_free(ha->data);
@@ -388,7 +397,7 @@ static void instance_free(struct ha *ha)
 {
 	if (!ha)
 		return;
-	instance_stop(ha);
+	instance_stop(ha, false);
 	registry_free(ha->reg);
 	mailbox_redis_destroy(ha->mb);
 	replay_redis_destroy(ha->rp);
@@ -467,7 +476,13 @@ static void thread_exit(void *arg)
 	struct ha *ha = arg;
 	if (tl_inst == ha)
 		tl_owner = tl_inst = NULL;
-	instance_stop(ha);
+	instance_stop(ha, true);
+}
+
+void ha_shutdown(struct ha *ha)
+{
+	if (ha)
+		instance_stop(ha, true);
 }
 
 int ha_bind_thread(struct ha *owner, struct event_base *base)

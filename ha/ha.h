@@ -49,9 +49,15 @@ struct ha_config {
  * value with a one-line reason naming the option. */
 int ha_new(struct ha **out, struct event_base *base, const struct ha_config *cfg,
 	   struct mailbox **mailbox, struct replay **replay, char *err, size_t errlen);
-/* After the broker is freed: a bound thread's connections go when the
- * thread exits, its memory (watches the broker may still unwatch while
- * closing that thread's connections) here. */
+/* Before broker_free: answers every request still waiting on Redis on
+ * the main loop (UNAVAILABLE, so the broker answers 503 and releases its
+ * calls) and closes the main loop's connections. A bound worker
+ * thread's instance does the same by itself when its thread exits. */
+void ha_shutdown(struct ha *ha);
+
+/* After the broker is freed: releases the memory (watches the broker may
+ * unwatch while closing connections stay valid until here). Requests
+ * still pending without ha_shutdown are dropped without callbacks. */
 void ha_free(struct ha *ha);
 
 /* For the broker's thread_init hook: call it on each HTTP worker thread

@@ -156,6 +156,9 @@ typedef void (*rconn_cb)(redisReply *reply, void *arg);
 struct rconn *rconn_new(struct event_base *base, const struct rconn_config *cfg);
 /* Drops the connection; pending callbacks are NOT called. */
 void rconn_free(struct rconn *rc);
+/* Drops the connection and stays down; every pending callback is called
+ * now with NULL (for shutdown, outside hiredis callbacks). */
+void rconn_close(struct rconn *rc);
 /* Points the connection at host:port (reconnecting if it changed) and
  * keeps it connected with backoff. host NULL: disconnect and stay so. */
 void rconn_set_target(struct rconn *rc, const char *host, uint16_t port, const char *password,
@@ -221,6 +224,9 @@ struct mailbox *mailbox_redis_new(struct event_base *base, struct ha *ha,
 				  const struct mailbox_redis_config *cfg);
 /* The real release (ops->free is a no-op: ha owns the mailbox). */
 void mailbox_redis_destroy(struct mailbox *mb);
+/* Shutdown: from now on every call answers UNAVAILABLE at once, and the
+ * publishes not sent yet are answered so (before the connection closes). */
+void mailbox_redis_quiesce(struct mailbox *mb);
 /* Its loop is going away: release its events, keep the memory. */
 void mailbox_redis_stop(struct mailbox *mb);
 /* The subscriber delivered "wake <peer>". */
@@ -235,6 +241,7 @@ void mailbox_redis_sweep_stats(struct mailbox *mb, uint64_t queued, uint64_t exp
 
 struct replay *replay_redis_new(struct event_base *base, struct ha *ha);
 void replay_redis_destroy(struct replay *rp);
+void replay_redis_quiesce(struct replay *rp);
 void replay_redis_stop(struct replay *rp);
 
 /* ---- the registry (registry.c) ---------------------------------------------- */

@@ -5,7 +5,10 @@
  * an acknowledgement only once a replica holds it. It must not decide
  * anything the scripts decide (epochs, caps, TTL): it builds arguments,
  * validates every reply (type and bounds) and maps it to mb_* results.
- * Every callback runs from the event loop, never inside the call. */
+ * Publishes of one loop turn share a script call (as the replay checks
+ * do). Callbacks run from the event loop; only at shutdown, or when a
+ * write to Redis fails inside the call, do they run before it returns
+ * (the broker takes both, as with the memory backend). */
 #include "ha/ha_priv.h"
 
 #include <errno.h>
@@ -31,6 +34,8 @@ struct op;
 TAILQ_HEAD(op_list, op);
 
 enum op_kind { OP_PUBLISH, OP_FETCH };
+/* PH_SCRIPT: acknowledge and read in one call; with --ha PH_ACK, then
+ * PH_BARRIER (WAIT) when something was deleted, then PH_READ. */
 enum op_phase { PH_SCRIPT, PH_ACK, PH_READ, PH_BARRIER };
 
 struct op {
@@ -40,7 +45,6 @@ struct op {
 	enum op_kind kind;
 	enum op_phase phase;
 	enum mb_status forced;  /* answer decided locally (deferred) */
-	bool has_forced;
 	mb_publish_cb pcb;
 	mb_fetch_cb fcb;
 	void *arg;
@@ -112,7 +116,7 @@ struct mailbox_redis {
 	bool wait_inflight;
 	struct mb_stats stats;   /* queued: cluster-wide from the sweep; counters: ours */
 	int64_t last_log_ms;
-	char ttl_ms[24], idle_ms[24], cap[16], batch[16];
+	char ttl_ms[24], idle_ms[24], cap[16]; /* script arguments */
 };
 
 static struct mailbox_redis *upcast(struct mailbox *mb)
@@ -916,6 +920,19 @@ static int stop_box(const char *key, void *val, void *arg)
 		}
 	}
 	return 0;
+}
+
+void mailbox_redis_quiesce(struct mailbox *mb)
+{
+	struct mailbox_redis *m = upcast(mb);
+	if (!m)
+		return;
+	m->stopped = true;
+	struct op *op;
+	while ((op = TAILQ_FIRST(&m->pub_queue))) {
+		TAILQ_REMOVE(&m->pub_queue, op, blink);
+		publish_finish(op, MB_UNAVAILABLE);
+	}
 }
 
 void mailbox_redis_stop(struct mailbox *mb)

@@ -37,5 +37,5 @@ test-ha: test-ha-unit test-ha-conformance
 test-ha-cluster: $(BIN)/coordinator $(BIN)/meshreq
 	$(Q)BIN=$(BIN) NETLAB_BIN=$(abspath $(BIN)) timeout -k 15 600 bash tests/ha/cluster.sh
 
-bench-ha: $(BIN)/coordinator $(BIN)/meshreq
+bench-ha: $(BIN)/coordinator $(BIN)/meshreq $(BIN)/loadgen
 	$(Q)BIN=$(BIN) bash tests/ha/bench.sh

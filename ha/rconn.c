@@ -691,6 +691,26 @@ void rconn_kick(struct rconn *rc, const char *why)
 		rc_drop(rc, why);
 }
 
+void rconn_close(struct rconn *rc)
+{
+	if (!rc)
+		return;
+	rc->has_target = false;
+	event_del(rc->retry_ev);
+	/* Not inside a hiredis callback (shutdown paths): the pending
+	 * callbacks run now, with NULL. */
+	if (rc->ac) {
+		redisAsyncContext *ac = rc->ac;
+		rc->ac = NULL;
+		ac->data = NULL;
+		redisAsyncFree(ac);
+	}
+	rc->state = RC_IDLE;
+	/* Those callbacks may have queued more (answered NULL here too). */
+	while (!TAILQ_EMPTY(&rc->deferred))
+		defer_cb(-1, 0, rc);
+}
+
 void rconn_free(struct rconn *rc)
 {
 	if (!rc)

@@ -282,6 +282,23 @@ void replay_redis_destroy(struct replay *base)
 	free(rp);
 }
 
+void replay_redis_quiesce(struct replay *base)
+{
+	struct replay_redis *rp = (struct replay_redis *)base;
+	if (!rp)
+		return;
+	rp->stopped = true;
+	TAILQ_CONCAT(&rp->deferred, &rp->queued, link);
+	struct rop *op;
+	while ((op = TAILQ_FIRST(&rp->deferred))) {
+		TAILQ_REMOVE(&rp->deferred, op, link);
+		replay_cb cb = op->cb;
+		void *cbarg = op->arg;
+		free(op);
+		cb(REPLAY_UNAVAILABLE, cbarg);
+	}
+}
+
 void replay_redis_stop(struct replay *base)
 {
 	struct replay_redis *rp = (struct replay_redis *)base;

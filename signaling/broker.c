@@ -1048,18 +1048,41 @@ int broker_listen(struct broker *b, const char *addr, uint16_t port, char *err, 
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
-	if (w->b->cfg.thread_init)
-		w->b->cfg.thread_init(w->base);
 	event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
 	return NULL;
 }
 
+/* Thread-local bindings must be made on the thread itself: this runs as
+ * the first event of each worker's loop, before any connection. */
+static void worker_bind(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	int rc = w->b->cfg.thread_init(w->b->cfg.thread_init_arg, w->base);
+	if (rc) {
+		/* Serving unbound would touch another thread's backend state:
+		 * better no coordinator than a corrupt one. */
+		log_error("broker", "HTTP thread cannot bind to the mailbox backend (%s): exiting",
+			  strerror(rc));
+		exit(EXIT_FAILURE);
+	}
+}
+
 int broker_start(struct broker *b, char *err, size_t errlen)
 {
-	if (b->cfg.thread_init)
-		b->cfg.thread_init(b->base);
+	if (b->cfg.thread_init) {
+		int rc = b->cfg.thread_init(b->cfg.thread_init_arg, b->base);
+		if (rc) {
+			snprintf(err, errlen, "cannot bind the mailbox backend: %s", strerror(rc));
+			return rc;
+		}
+	}
 	for (size_t i = 1; i < b->nworkers; i++) {
 		struct worker *w = &b->workers[i];
+		if (b->cfg.thread_init &&
+		    event_base_once(w->base, -1, EV_TIMEOUT, worker_bind, w, &(struct timeval){ 0, 0 })) {
+			snprintf(err, errlen, "cannot prepare HTTP thread %zu", i);
+			return ENOMEM;
+		}
 		int rc = pthread_create(&w->thread, NULL, worker_main, w);
 		if (rc) {
 			snprintf(err, errlen, "cannot start HTTP thread %zu: %s", i, strerror(rc));

@@ -29,7 +29,10 @@ struct broker_config {
 	unsigned request_timeout_s;
 	unsigned idle_timeout_s;
 	unsigned threads;              /* HTTP worker threads (1 for a backend bound to one loop) */
-	void (*thread_init)(struct event_base *base); /* run on each worker thread first */
+	/* Run on each worker thread (and the main one) before it serves:
+	 * binds the mailbox backend to that thread's loop. */
+	int (*thread_init)(void *arg, struct event_base *base);
+	void *thread_init_arg;
 	/* This node, for /v1/coordinators when there is no registry. */
 	const char *node_id;
 	const char *advertise_url;

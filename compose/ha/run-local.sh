@@ -63,7 +63,7 @@ for i in 0 1 2; do
 done
 for i in 0 1 2; do
 	h=$((BASE + 10 * i))
-	"$BIN/coordinator" --ha --sentinel "$SENT" --node-id "c$i" --listen 127.0.0.1 \
+	TMPDIR=$DIR "$BIN/coordinator" --ha --sentinel "$SENT" --node-id "c$i" --listen 127.0.0.1 \
 		--public-ip 127.0.0.1 --http-port "$h" --stun-port $((h + 1)) --tls-port 0 \
 		--relay-ports "$((h + 2))-$((h + 9))" --secret-file "$SECRET" \
 		>"$DIR/coordinator-c$i.log" 2>&1 &

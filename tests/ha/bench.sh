@@ -73,7 +73,7 @@ start() { # start NAME [ARGS...] -> appends to URLS
 	local name=$1 b i
 	shift
 	b=$(pick_block)
-	"$COORD" --listen 127.0.0.1 --public-ip 127.0.0.1 --http-port "$b" --stun-port $((b + 1)) \
+	TMPDIR=$TMP "$COORD" --listen 127.0.0.1 --public-ip 127.0.0.1 --http-port "$b" --stun-port $((b + 1)) \
 		--tls-port 0 --relay-ports "$((b + 2))-$((b + 9))" --node-id "bench-$name" \
 		--secret-file "$TMP/secret" --publish-rate 100000 --log-level warn "$@" \
 		>"$TMP/$name.log" 2>&1 &
@@ -121,13 +121,13 @@ for ((round = 1; round <= ROUNDS; round++)); do
 	run memory-1t
 	stop_all
 
-	start redis1 --redis "redis://127.0.0.1:$RP"
+	start redis1 --redis "redis://:$RPW@127.0.0.1:$RP"
 	run redis-1
 	stop_all
 
-	start redis-a --redis "redis://127.0.0.1:$RP"
-	start redis-b --redis "redis://127.0.0.1:$RP"
-	start redis-c --redis "redis://127.0.0.1:$RP"
+	start redis-a --redis "redis://:$RPW@127.0.0.1:$RP"
+	start redis-b --redis "redis://:$RPW@127.0.0.1:$RP"
+	start redis-c --redis "redis://:$RPW@127.0.0.1:$RP"
 	run redis-3
 	stop_all
 	echo "round $round of $ROUNDS done" >&2

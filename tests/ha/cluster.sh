@@ -59,7 +59,8 @@ start_sentinel() {
 start_coord() {
 	local envs
 	mapfile -t envs < <(grep -v '^#' "$CFG/c$1/coordinator.env")
-	netlab_spawn "c$1" env "${envs[@]}" "$COORD" --secret-file "$SECRET" --stun-port 3478 \
+	# TMPDIR: the relay's scratch folder goes with the run, even after kill -9.
+	netlab_spawn "c$1" env "${envs[@]}" TMPDIR="$NETLAB_DIR" "$COORD" --secret-file "$SECRET" --stun-port 3478 \
 		--tls-port 5349 --relay-ports 49152-49200 --message-ttl 120 --log-level info
 	CPID[$1]=$NETLAB_LAST_PID
 }

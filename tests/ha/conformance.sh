@@ -80,7 +80,7 @@ start() { # start NAME ARGS... -> URL, PID
 	shift
 	b=$(pick_block)
 	URL="http://127.0.0.1:$b"
-	"$COORD" --listen 127.0.0.1 --public-ip 127.0.0.1 --http-port "$b" \
+	TMPDIR=$TMP "$COORD" --listen 127.0.0.1 --public-ip 127.0.0.1 --http-port "$b" \
 		--stun-port $((b + 1)) --tls-port $((b + 2)) --relay-ports "$((b + 5))-$((b + 19))" \
 		--node-id "haconf-$name" --secret-file "$TMP/secret" --redis "$REDIS_URL" "$@" \
 		>"$TMP/$name.log" 2>&1 &
@@ -126,6 +126,14 @@ if grep -q '^mesh_redis_up 1$' <<<"$metrics"; then
 	echo "PASS metrics-redis-up"
 else
 	echo "FAIL metrics-redis-up: /metrics lacks mesh_redis_up 1"
+	result=1
+fi
+# Stop the coordinators and check their logs: a sanitizer build (make
+# SAN=1) reports there, also at exit.
+for p in "${PIDS[@]:1}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+if grep -lE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$TMP"/*.log >/dev/null 2>&1; then
+	echo "FAIL sanitizer: $(grep -lE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$TMP"/*.log | xargs -n1 basename | tr '\n' ' ')"
+	grep -hE -A12 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$TMP"/*.log | head -n 40
 	result=1
 fi
 rc=$result

@@ -188,7 +188,7 @@ e2e_tcp_echo() {
 # e2e_udp_echo HOST PORT: the same for UDP datagrams on 127.0.0.1:PORT.
 e2e_udp_echo() {
 	local host=$1 port=$2
-	netlab_spawn "$host" socat "UDP-RECVFROM:$port,bind=127.0.0.1,fork" \
+	netlab_spawn "$host" socat -b 65536 "UDP-RECVFROM:$port,bind=127.0.0.1,fork" \
 		"SYSTEM:read l; echo \"udp $host \$l \$SOCAT_PEERADDR:\$SOCAT_PEERPORT\""
 	netlab_wait_listen "$host" udp "$port" 5
 }

@@ -569,10 +569,18 @@ static void on_event(struct sim *s, struct event *e)
 			msg_free(m);
 			break;
 		}
-		int st = broker_publish(s, m, &cur);
-		slog(s, "broker: %s %s %" PRIu64 " -> %d", m->from_id, m->kind, m->epoch, st);
-		if (st == 202)
-			schedule_deliver(s, m->to);
+		int st;
+		if (chance(s, s->cfg.p_vanish)) {
+			/* Accepted, then lost with its coordinator. */
+			st = 202;
+			slog(s, "broker: %s %s %" PRIu64 " -> 202, then lost", m->from_id,
+			     m->kind, m->epoch);
+		} else {
+			st = broker_publish(s, m, &cur);
+			slog(s, "broker: %s %s %" PRIu64 " -> %d", m->from_id, m->kind, m->epoch, st);
+			if (st == 202)
+				schedule_deliver(s, m->to);
+		}
 		if (m->from >= 0) {
 			bool lost = chance(s, s->cfg.p_lost_result) && e->attempt < 3;
 			if (lost) {

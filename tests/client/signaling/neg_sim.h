@@ -29,6 +29,8 @@ struct sim_cfg {
 	unsigned p_reorder;      /* % of batches shuffled */
 	unsigned p_lost_result;  /* % of publish answers lost (the client resends) */
 	unsigned p_lost_publish; /* % of publishes lost for good (EIO to the sender) */
+	unsigned p_vanish;       /* % of accepted publishes never delivered (a
+				  * coordinator died with its mailbox) */
 	int64_t skew[2];         /* clock offset of each peer, ms */
 	uint32_t ttl_ms;         /* queued messages expire (120000) */
 };

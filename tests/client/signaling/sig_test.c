@@ -35,6 +35,7 @@ static const struct {
 	{ "neg_publish_stale", t_neg_publish_stale },
 	{ "neg_bye", t_neg_bye },
 	{ "neg_failure_pacing", t_neg_failure_pacing },
+	{ "neg_restart_detection", t_neg_restart_detection },
 	{ "sim_normal_start", t_sim_normal_start },
 	{ "sim_controlled_restart", t_sim_controlled_restart },
 	{ "sim_controlling_restart", t_sim_controlling_restart },
@@ -61,6 +62,7 @@ static const struct {
 	{ "live_servers", t_live_servers },
 	{ "live_failover", t_live_failover },
 	{ "live_negotiate", t_live_negotiate },
+	{ "live_ha", t_live_ha },
 };
 
 static bool wanted(const char *name, int argc, char **argv, int first)

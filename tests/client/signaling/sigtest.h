@@ -34,6 +34,7 @@ void t_neg_reneg_rules(void);
 void t_neg_publish_stale(void);
 void t_neg_bye(void);
 void t_neg_failure_pacing(void);
+void t_neg_restart_detection(void);
 
 /* test_sim.c: two peers in a simulated world */
 void t_sim_normal_start(void);
@@ -66,5 +67,6 @@ void t_live_stale_epoch(void);
 void t_live_servers(void);
 void t_live_failover(void);
 void t_live_negotiate(void);
+void t_live_ha(void);
 
 #endif

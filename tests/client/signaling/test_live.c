@@ -1,12 +1,14 @@
-/* The signaling client against real coordinators (bin/coordinator, in
- * standalone mode, on 127.0.0.1 only): publish/poll round trips with
- * psig, cursor acknowledgement, forged and stale messages, servers and
- * TURN credentials, failover when a coordinator is killed -9, and two
- * negotiations wired to two clients over a fake link layer. Every
- * coordinator started here is killed before the test returns (and at
- * exit). */
+/* The signaling client against real coordinators (bin/coordinator on
+ * 127.0.0.1 only): publish/poll round trips with psig, cursor
+ * acknowledgement, forged and stale messages, servers and TURN
+ * credentials, fan-out failover when a standalone coordinator is killed
+ * -9, two negotiations wired to two clients over a fake link layer, and
+ * two --ha coordinators over a loopback Redis + Sentinel (shared mailbox,
+ * kill -9 and SIGSTOP of the polled one). Every process started here is
+ * killed, and its files removed, before the test returns (and at exit). */
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -87,6 +89,15 @@ static char g_secret[96];
 static struct mesh_keys g_keys;
 static pid_t g_pids[8];
 
+static int rm_entry(const char *path, const struct stat *st, int flag,
+		    struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path) ? 0 : 0;
+}
+
 static void kill_all(void)
 {
 	for (int i = 0; i < 8; i++) {
@@ -97,8 +108,8 @@ static void kill_all(void)
 		}
 	}
 	if (g_secret[0]) {
-		unlink(g_secret);
-		rmdir(g_dir);
+		/* Everything the test made: secret, Redis and Sentinel files. */
+		nftw(g_dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
 		g_secret[0] = '\0';
 	}
 }
@@ -167,7 +178,39 @@ static bool tcp_answers(uint16_t port)
 	return ok;
 }
 
+static bool coord_start_args(struct coord *c, uint16_t http, const char *sentinel,
+			     const char *node_id);
+
 static bool coord_start(struct coord *c, uint16_t http)
+{
+	return coord_start_args(c, http, NULL, NULL);
+}
+
+/* A helper process (redis-server, redis-sentinel) with its output gone. */
+static pid_t spawn(const char *const argv[])
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		int fd = open("/dev/null", O_WRONLY);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		execvp(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	for (int i = 0; pid > 0 && i < 8; i++) {
+		if (!g_pids[i]) {
+			g_pids[i] = pid;
+			break;
+		}
+	}
+	return pid;
+}
+
+static bool coord_start_args(struct coord *c, uint16_t http, const char *sentinel,
+			     const char *node_id)
 {
 	char hp[8], sp[8], rp[24];
 	static unsigned relay_base;
@@ -194,10 +237,17 @@ static bool coord_start(struct coord *c, uint16_t http)
 			dup2(fd, 1);
 			dup2(fd, 2);
 		}
-		execl(g_coord_bin, g_coord_bin, "--secret-file", g_secret,
-		      "--listen", "127.0.0.1", "--http-port", hp, "--stun-port", sp,
-		      "--tls-port", "0", "--relay-ports", rp, "--log-level",
-		      g_verbose ? "info" : "error", "--node-id", hp, (char *)NULL);
+		if (sentinel)
+			execl(g_coord_bin, g_coord_bin, "--secret-file", g_secret,
+			      "--listen", "127.0.0.1", "--http-port", hp, "--stun-port", sp,
+			      "--tls-port", "0", "--relay-ports", rp, "--log-level",
+			      g_verbose ? "info" : "error", "--node-id", node_id,
+			      "--ha", "--sentinel", sentinel, (char *)NULL);
+		else
+			execl(g_coord_bin, g_coord_bin, "--secret-file", g_secret,
+			      "--listen", "127.0.0.1", "--http-port", hp, "--stun-port", sp,
+			      "--tls-port", "0", "--relay-ports", rp, "--log-level",
+			      g_verbose ? "info" : "error", "--node-id", hp, (char *)NULL);
 		_exit(127);
 	}
 	for (int i = 0; i < 8; i++) {
@@ -294,11 +344,13 @@ static void on_servers(struct sigclient *sc, void *arg)
 	c->servers_calls++;
 }
 
+static uint32_t g_refresh_ms; /* 0: the default */
+
 static bool cli_start(struct cli *c, const char *id, const char *coords)
 {
 	struct sigclient_config cfg = {
 		.self_id = id, .keys = &g_keys, .coordinators = coords,
-		.poll_wait_s = 5, .probe_ms = 1000,
+		.poll_wait_s = 5, .probe_ms = 1000, .refresh_ms = g_refresh_ms,
 	};
 	struct sigclient_handlers h = { .peer_known = known, .message = on_msg,
 					.servers = on_servers };
@@ -707,6 +759,7 @@ struct fake_link {
 	struct tmr tmr;       /* gathering */
 	struct tmr ntmr;      /* the negotiation's timer */
 	struct tmr dead;      /* the other side went away */
+	uint64_t dead_epoch;  /* ... from the link of this epoch */
 };
 
 static struct fake_link g_fl[2];
@@ -821,7 +874,8 @@ static void dead(void *arg)
 {
 	struct fake_link *fl = arg;
 
-	if (fl->c && fl->c->neg && (fl->up || fl->connecting)) {
+	if (fl->c && fl->c->neg && (fl->up || fl->connecting) &&
+	    fl->conn == fl->dead_epoch) {
 		uint64_t e = fl->conn;
 		fl->up = fl->connecting = false;
 		neg_link_failed(fl->c->neg, wall_ms(), e, "peer gone");
@@ -833,8 +887,10 @@ static void fl_clear(struct fake_link *fl)
 	struct fake_link *o = &g_fl[!fl->idx];
 
 	if ((fl->up || fl->connecting) && o->c && (o->up || o->connecting) &&
-	    o->conn == fl->conn)
+	    o->conn == fl->conn) {
+		o->dead_epoch = o->conn;
 		tmr_start(&o->dead, 500, dead, o); /* consent freshness, shortened */
+	}
 	tmr_cancel(&fl->tmr);
 	fl->prep = 0;
 	fl->local[0] = '\0';
@@ -983,5 +1039,144 @@ void t_live_negotiate(void)
 	peer_kill(0);
 	peer_kill(1);
 	tmr_cancel(&g_up_tmr);
+	kill_all();
+}
+
+/* --- a shared mailbox: two coordinators --ha over Redis + Sentinel ------- */
+
+static bool shared_both(void *arg)
+{
+	struct cli *c = arg;
+	struct sigclient_stats st;
+
+	sigclient_stats(c->sc, &st);
+	return st.shared && st.coordinators == 2;
+}
+
+/* The registry lists both once each has written its entry, and the
+ * mailbox takes writes (a replica confirmed one). */
+static bool ha_ready(struct coord *c)
+{
+	struct raw x;
+	char body[400], psig[SIG_HEX_LEN + 1];
+
+	for (int i = 0; i < 100; i++) {
+		psig_compute(g_keys.e2e, "w9", "w9x", 1, "probe", "", 0, psig);
+		snprintf(body, sizeof(body),
+			 "{\"from\":\"w9\",\"to\":\"w9x\",\"epoch\":1,\"kind\":\"probe\","
+			 "\"payload\":\"\",\"psig\":\"%s\"}", psig);
+		if (raw(c, "w1", "GET", "/v1/coordinators", NULL, &x) == 0 &&
+		    x.status == 200 && strstr(x.body, "\"c0\"") && strstr(x.body, "\"c1\"") &&
+		    raw(c, "w9", "POST", "/v1/publish", body, &x) == 0 && x.status == 202)
+			return true;
+		run_for(100);
+	}
+	return false;
+}
+
+void t_live_ha(void)
+{
+	struct coord c0 = { 0 }, c1 = { 0 };
+	struct cli a, b;
+	char conf[160], rport[8], sport[8], sent[32];
+	uint64_t e = (uint64_t)time(NULL) * 1000;
+	FILE *f;
+
+	if (!setup_secret())
+		return;
+	uint16_t rp = free_port(), sp = free_port();
+	snprintf(rport, sizeof(rport), "%u", rp);
+	snprintf(sport, sizeof(sport), "%u", sp);
+	const char *redis[] = { "redis-server", "--bind", "127.0.0.1", "--port", rport,
+				"--save", "", "--appendonly", "no", "--dir", g_dir, NULL };
+	CHECK(spawn(redis) > 0);
+	/* --ha waits for a replica to confirm each write (docs/ha.md). */
+	char rport2[8], rdir[96];
+	uint16_t rp2 = free_port();
+	snprintf(rport2, sizeof(rport2), "%u", rp2);
+	snprintf(rdir, sizeof(rdir), "%s/replica", g_dir);
+	mkdir(rdir, 0700);
+	const char *replica[] = { "redis-server", "--bind", "127.0.0.1", "--port", rport2,
+				  "--save", "", "--appendonly", "no", "--dir", rdir,
+				  "--replicaof", "127.0.0.1", rport, NULL };
+	for (int i = 0; i < 300 && !tcp_answers(rp); i++)
+		usleep(10000);
+	CHECK(spawn(replica) > 0);
+	snprintf(conf, sizeof(conf), "%s/sentinel.conf", g_dir);
+	f = fopen(conf, "w");
+	if (!f)
+		return;
+	fprintf(f, "bind 127.0.0.1\nport %u\ndir %s\nsentinel monitor mesh 127.0.0.1 %u 1\n"
+		"sentinel down-after-milliseconds mesh 1000\n", sp, g_dir, rp);
+	fclose(f);
+	const char *sentinel[] = { "redis-sentinel", conf, NULL };
+	for (int i = 0; i < 300 && !tcp_answers(rp); i++)
+		usleep(10000);
+	CHECK(spawn(sentinel) > 0);
+	for (int i = 0; i < 300 && !tcp_answers(sp); i++)
+		usleep(10000);
+	snprintf(sent, sizeof(sent), "127.0.0.1:%u", sp);
+	if (!coord_start_args(&c0, 0, sent, "c0") || !coord_start_args(&c1, 0, sent, "c1")) {
+		CHECKF(false, "cannot start %s --ha", g_coord_bin);
+		goto out;
+	}
+	CHECK(ha_ready(&c0));
+
+	/* Each client is told only one coordinator; the registry gives the
+	 * other, and the list says they share a mailbox. */
+	g_refresh_ms = 1000;
+	CHECK(cli_start(&a, "w1", c0.url));
+	CHECK(cli_start(&b, "w2", c1.url));
+	g_refresh_ms = 0;
+	CHECK(run_until(shared_both, &a, 8000));
+	CHECK(run_until(shared_both, &b, 8000));
+	CHECK(publish(&a, "w2", "offer", e, "shared") == 0);
+	CHECK(wait_rx(&b, 1, 3000));
+	run_for(300);
+	struct sigclient_stats st;
+	sigclient_stats(b.sc, &st);
+	/* One copy: published once, polled through one coordinator. */
+	CHECK(b.nrx == 1 && st.dup_dropped == 0);
+
+	/* kill -9 the coordinator b polls: it fails over within seconds
+	 * and nothing queued is lost. */
+	const char *cur = sigclient_current(b.sc);
+	struct coord *victim = !strcmp(cur, c0.url) ? &c0 : &c1;
+	struct coord *other = victim == &c0 ? &c1 : &c0;
+	NOTE("b polls %s; killing it", cur);
+	coord_kill(victim);
+	uint64_t t0 = tmr_jiffies();
+	CHECK(publish(&a, "w2", "offer", e + 1, "after kill") == 0);
+	CHECK(wait_rx(&b, 2, 10000));
+	uint64_t dt = tmr_jiffies() - t0;
+	NOTE("delivery after kill -9 of the polled coordinator: %" PRIu64 " ms", dt);
+	CHECK(dt < 5000);
+	CHECK(b.nrx == 2 && !strcmp(b.rx[1].payload, "after kill") &&
+	      !strcmp(b.rx[1].coord, other->url));
+	sigclient_stats(b.sc, &st);
+	CHECK(st.failovers >= 1);
+	CHECK(publish(&b, "w1", "answer", e + 1, "reply") == 0);
+	CHECK(wait_rx(&a, 1, 10000));
+
+	/* A coordinator that hangs (SIGSTOP: connections stay open, nothing
+	 * answers) is left within seconds too: the health probe beside the
+	 * long poll notices it. */
+	CHECK(coord_start_args(victim, victim->http, sent, victim == &c0 ? "c0" : "c1"));
+	run_for(4000); /* back in the registry, and in the clients' lists */
+	cur = sigclient_current(b.sc);
+	struct coord *hung = !strcmp(cur, c0.url) ? &c0 : &c1;
+	NOTE("b polls %s; stopping it", cur);
+	kill(hung->pid, SIGSTOP);
+	t0 = tmr_jiffies();
+	CHECK(publish(&a, "w2", "offer", e + 2, "after stop") == 0);
+	CHECK(wait_rx(&b, 3, 15000));
+	dt = tmr_jiffies() - t0;
+	NOTE("delivery with the polled coordinator stopped: %" PRIu64 " ms", dt);
+	CHECK(dt < 8000);
+	CHECK(b.nrx == 3 && !strcmp(b.rx[2].payload, "after stop"));
+	kill(hung->pid, SIGCONT);
+	mem_deref(a.sc);
+	mem_deref(b.sc);
+ out:
 	kill_all();
 }

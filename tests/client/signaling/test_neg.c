@@ -534,3 +534,73 @@ void t_neg_failure_pacing(void)
 	CHECK(r.timer >= 24000 && r.timer <= 36000);
 	mem_deref(a);
 }
+
+/* How each side tells a restarted peer from a repeat. */
+void t_neg_restart_detection(void)
+{
+	struct rec r;
+	uint64_t e;
+
+	/* Controlling, up: the same answer again is a repeat; a different
+	 * answer to the same epoch is a new run of the peer (it found our
+	 * offer still queued): start over. */
+	rec_clear(&r);
+	struct negotiation *a = offered(&r, &e);
+	const char *ans1 = desc("ice-b-run1", FP_B);
+	CHECK(neg_recv(a, NOW, "answer", e, ans1, strlen(ans1)) == NEG_RX_ACCEPTED);
+	neg_link_up(a, NOW, e);
+	rec_clear(&r);
+	CHECK(neg_recv(a, NOW + 1, "answer", e, ans1, strlen(ans1)) == NEG_RX_DUPLICATE);
+	CHECK(r.n == 0);
+	const char *ans2 = desc("ice-b-run2", FP_B);
+	CHECK(neg_recv(a, NOW + 2, "answer", e, ans2, strlen(ans2)) == NEG_RX_ACCEPTED);
+	CHECK(r.down == e && r.prepared > e);
+	mem_deref(a);
+
+	/* Controlled: a bye and an offer in the same epoch come from two runs
+	 * of the peer (one ms apart on its clock): the offer wins, whichever
+	 * arrives first. */
+	rec_clear(&r);
+	struct negotiation *b = mk("bravo", "alpha", &r);
+	neg_start(b, NOW);
+	CHECK(neg_recv(b, NOW, "bye", NOW + 50, "{}", 2) == NEG_RX_ACCEPTED);
+	CHECK(neg_recv(b, NOW, "offer", NOW + 50, desc("ice-a", FP_A), strlen(desc("ice-a", FP_A))) == NEG_RX_ACCEPTED);
+	CHECK(r.prepared == NOW + 50);
+	CHECK(neg_recv(b, NOW, "bye", NOW + 50, "{}", 2) == NEG_RX_STALE);
+	CHECK(neg_phase(b) == NEG_PREPARING);
+	CHECK(neg_recv(b, NOW, "offer", NOW + 50, desc("ice-a", FP_A), strlen(desc("ice-a", FP_A))) == NEG_RX_DUPLICATE);
+	mem_deref(b);
+
+	/* Controlled, just restarted: its first request is refused as stale
+	 * (an earlier run answered a higher epoch) while it prepares an
+	 * answer to a leftover offer below that: the answer would be refused
+	 * too, so it asks again above current. */
+	rec_clear(&r);
+	b = mk("bravo", "alpha", &r);
+	neg_start(b, NOW);
+	uint64_t r0 = r.pub_epoch;
+	CHECK(neg_recv(b, NOW, "offer", NOW - 1000, desc("ice-a", FP_A), strlen(desc("ice-a", FP_A))) == NEG_RX_ACCEPTED);
+	rec_clear(&r);
+	neg_publish_result(b, NOW + 1, "renegotiate", r0, ESTALE, NOW - 500);
+	CHECK(r.down == NOW - 1000);
+	CHECK(!strcmp(r.pub_kind, "renegotiate") && r.pub_epoch == NOW - 499);
+	CHECK(neg_phase(b) == NEG_WAITING);
+	/* ... but not when the offer it answers is at or above current:
+	 * that answer tells the peer instead. */
+	CHECK(neg_recv(b, NOW, "offer", NOW, desc("ice-a", FP_A), strlen(desc("ice-a", FP_A))) == NEG_RX_ACCEPTED);
+	rec_clear(&r);
+	neg_publish_result(b, NOW + 2, "renegotiate", NOW - 499, ESTALE, NOW - 400);
+	CHECK(r.n == 0 && neg_phase(b) == NEG_PREPARING);
+	mem_deref(b);
+
+	/* Controlling: a bye below our epoch comes from a run of the peer
+	 * that never saw our offer: the offer stands. */
+	rec_clear(&r);
+	a = offered(&r, &e);
+	rec_clear(&r);
+	CHECK(neg_recv(a, NOW, "bye", e - 10, "{}", 2) == NEG_RX_STALE);
+	CHECK(r.n == 0 && neg_phase(a) == NEG_OFFERED);
+	CHECK(neg_recv(a, NOW, "bye", e + 1, "{}", 2) == NEG_RX_ACCEPTED);
+	CHECK(neg_phase(a) == NEG_IDLE);
+	mem_deref(a);
+}
