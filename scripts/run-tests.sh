@@ -25,6 +25,7 @@ SUITES=(
 	"unit:make test-unit"
 	"conformance:make test-conformance"
 	"hardening:make test-hardening"
+	"cli:make test-cli"
 	"turn:make test-turn"
 	"netlab:make test-netlab"
 	"ha:make test-ha"
@@ -32,6 +33,7 @@ SUITES=(
 	"forward:make test-forward"
 	"quic:make test-quic"
 	"ice:make test-ice"
+	"signaling:make test-signaling"
 	"asan-build:make -j$JOBS SAN=1 all tests-build"
 	"asan-unit:make SAN=1 test-unit"
 	"asan-conformance:make SAN=1 test-conformance"
@@ -40,10 +42,11 @@ SUITES=(
 	"asan-forward:make SAN=1 test-forward"
 	"asan-quic:make SAN=1 test-quic"
 	"asan-ice:make SAN=1 test-ice"
+	"asan-signaling:make SAN=1 test-signaling"
 	"fuzz:make fuzz-ci"
 )
 if [[ ${1:-} == --quick ]]; then
-	SUITES=("${SUITES[0]}" "${SUITES[1]}" "${SUITES[2]}" "${SUITES[3]}")
+	SUITES=("${SUITES[0]}" "${SUITES[1]}" "${SUITES[2]}" "${SUITES[3]}" "${SUITES[4]}")
 fi
 
 pass=0 fail=0 failed=() summary=()

@@ -5,7 +5,7 @@
 
 include tests/conformance/conformance.mk
 include tests/netlab/netlab.mk
-include $(wildcard tests/unit/unit.mk tests/fuzz/fuzz.mk tests/hardening/hardening.mk)
+include tests/unit/unit.mk tests/fuzz/fuzz.mk tests/hardening/hardening.mk tests/cli/cli.mk
 
 .PHONY: test test-quick
 test:
