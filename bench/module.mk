@@ -16,3 +16,16 @@ bench-build: $(BENCH_PROGRAMS)
 
 bench: $(BIN)/coordinator $(BENCH_PROGRAMS)
 	$(Q)BIN=$(BIN) bash bench/run.sh
+
+# --- mesh-client benchmark (bench/mesh-bench.sh, docs/benchmarks.md) ---
+# `make bench-mesh` (root): a coordinator and two mesh-clients in netlab
+# namespaces; TCP throughput and UDP round-trip time through the mesh
+# against the same path without it, and time to link up.
+$(BIN)/udp-rtt: $(BUILD)/bench/udp_rtt.o
+	$(call say,LD,$@)
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^
+
+.PHONY: bench-mesh
+bench-mesh: $(BIN)/coordinator $(BIN)/mesh-client $(BIN)/meshreq $(BIN)/udp-rtt
+	$(Q)NETLAB_BIN=$(BIN) BIN=$(BIN) bash bench/mesh-bench.sh

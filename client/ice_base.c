@@ -112,9 +112,13 @@ void ice_base_recv(struct ice_base *b, const struct sa *src, struct mbuf *mb)
 	if (b->dead || s->state == ICE_ST_FAILED || n == 0 || n > ICE_MAX_DGRAM)
 		return;
 
-	/* RFC 7983 5 / RFC 8489 5: STUN starts with two zero bits; QUIC
-	 * packets never do (RFC 9000 17: the fixed bit is set). */
-	if ((p[0] & 0xc0) == 0) {
+	/* RFC 8489 5: STUN starts with two zero bits and carries the magic
+	 * cookie 0x2112A442 in bytes 4..7. The first bits alone are not
+	 * enough: ngtcp2 greases the QUIC fixed bit (RFC 9287), so a QUIC
+	 * short-header packet may start with two zero bits too (RFC 9443
+	 * notes the same for RFC 7983's demultiplexing). */
+	if (n >= STUN_HEADER_SIZE && (p[0] & 0xc0) == 0 && p[4] == 0x21 && p[5] == 0x12 &&
+	    p[6] == 0xa4 && p[7] == 0x42) {
 		if (n < STUN_HEADER_SIZE || stun_msg_decode(&msg, mb, &ua))
 			return; /* neither STUN nor ours */
 		if (stun_msg_mcookie(msg))

@@ -157,7 +157,7 @@ fuzz-signaling: $(SIG_FUZZ_BIN)
 # tests/client/e2e/ (operations/integration block). Keep this block last:
 # the program links every CLIENT_*_OBJS defined above it. ---
 #   make test-client-e2e                              every scenario (root)
-#   make test-client-e2e E2E_TESTS="eim restart"      some
+#   make test-client-e2e E2E_TESTS="direct restart"   some
 APP_RE_CFLAGS := $(shell pkg-config --cflags libre) -DHAVE_INTTYPES_H -DHAVE_STDBOOL_H -DHAVE_INET6
 APP_RE_MISSING := $(filter-out $(CFLAGS_client_),$(APP_RE_CFLAGS))
 CFLAGS_client_ += $(APP_RE_MISSING)

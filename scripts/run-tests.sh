@@ -34,6 +34,7 @@ SUITES=(
 	"quic:make test-quic"
 	"ice:make test-ice"
 	"signaling:make test-signaling"
+	"client-e2e:make test-client-e2e"
 	"asan-build:make -j$JOBS SAN=1 all tests-build"
 	"asan-unit:make SAN=1 test-unit"
 	"asan-conformance:make SAN=1 test-conformance"

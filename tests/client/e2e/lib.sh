@@ -38,8 +38,16 @@ check() {
 	if "$@"; then ok "$name"; else notok "$name" "failed: $*"; fi
 }
 
-# e2e_finish: prints the summary, dumps logs on failure, exits.
+# e2e_finish: prints the summary, dumps logs on failure, exits. Under
+# `make SAN=1` a sanitizer report in any client log is a failure too.
 e2e_finish() {
+	local f
+	for f in "$NETLAB_DIR"/*mesh-client.log; do
+		[[ -f $f ]] || continue
+		if grep -q 'AddressSanitizer\|LeakSanitizer\|runtime error:' "$f"; then
+			notok "sanitizers" "report in ${f##*/}"
+		fi
+	done
 	if ((e2e_fail)); then
 		netlab_dump_logs >&2 || true
 	fi
