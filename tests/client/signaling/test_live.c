@@ -308,6 +308,9 @@ struct cli {
 	/* a negotiation on top (live_negotiate) */
 	struct negotiation *neg;
 	struct fake_link *fl;
+	/* its publishes still in flight: a freed sigclient never answers
+	 * them, so they are released with it */
+	struct list pubs;
 };
 
 static bool known(const char *id, void *arg)
@@ -788,20 +791,29 @@ static void neg_deliver(struct cli *c, const struct sig_msg *m)
 static void f_pub_result(int err, uint64_t cur, void *arg);
 
 struct pubctx {
+	struct le le; /* in cli.pubs while in flight */
 	struct fake_link *fl;
 	char kind[KIND_MAX + 1];
 	uint64_t epoch;
 	unsigned inc;
 };
 
+static void pubctx_destroy(void *arg)
+{
+	struct pubctx *pc = arg;
+
+	list_unlink(&pc->le);
+}
+
 static void f_publish(const char *kind, uint64_t epoch, const char *payload,
 		      size_t len, void *arg)
 {
 	struct fake_link *fl = arg;
-	struct pubctx *pc = mem_zalloc(sizeof(*pc), NULL);
+	struct pubctx *pc = mem_zalloc(sizeof(*pc), pubctx_destroy);
 
 	if (!pc)
 		return;
+	list_append(&fl->c->pubs, &pc->le, pc);
 	pc->fl = fl;
 	pc->epoch = epoch;
 	pc->inc = fl->inc;
@@ -959,6 +971,7 @@ static void peer_kill(int i)
 	tmr_cancel(&fl->dead);
 	g_nc[i].neg = mem_deref(g_nc[i].neg);
 	g_nc[i].sc = mem_deref(g_nc[i].sc);
+	list_flush(&g_nc[i].pubs);
 	fl->c = NULL;
 }
 
