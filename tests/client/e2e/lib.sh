@@ -142,7 +142,8 @@ e2e_json() {
 # e2e_field HOST PEER COL: a column of PEER's row in `mesh-client status`
 # (1 peer, 2 state, 3 path, 4 rtt, ... 8/9: see status.c).
 e2e_field() {
-	e2e_status "$1" | awk -v p="$2" -v c="$3" '$1 == p { print $c; exit }'
+	# awk reads to the end: leaving early would break the pipe under curl.
+	e2e_status "$1" | awk -v p="$2" -v c="$3" '$1 == p && !done { print $c; done = 1 }'
 }
 
 # e2e_up HOST PEER: the link from HOST to PEER is up.

@@ -24,13 +24,15 @@ if ! e2e_wait_all 15 e1 e2; then
 fi
 ok "link up"
 
-metric() { e2e_json "$1" /metrics | awk -v m="$2" '$1 == m { print $2; exit }'; }
+# awk reads to the end: leaving early would break the pipe under curl
+# (exit 23 under pipefail).
+metric() { e2e_json "$1" /metrics | awk -v m="$2" '$1 == m && !done { print $2; done = 1 }'; }
 
 # 1. A forged offer: correctly authenticated towards the coordinator (the
 # test holds the signal key, as a coordinator would see the request), but
 # its psig is not made with the e2e key.
 ep=$(e2e_field e2 w1 8)
-downs0=$(e2e_json e2 /v1/status | grep -o '"downs":[0-9]*' | head -1)
+downs0=$(e2e_json e2 /v1/status | awk 'match($0, /"downs":[0-9]+/) && !done { print substr($0, RSTART, RLENGTH); done = 1 }')
 body="{\"from\":\"w1\",\"to\":\"w2\",\"epoch\":$ep,\"kind\":\"offer\",\"payload\":\"{\\\"ice\\\":\\\"mesh-ice:1\\\",\\\"fp\\\":\\\"$(printf '%064d' 0)\\\"}\",\"psig\":\"$(printf 'ab%.0s' $(seq 32))\"}"
 if netlab_exec e1 "$E2E_MESHREQ" --secret-file "$E2E_SECRET" --peer w1 POST "$E2E_COORD_URL/v1/publish" "$body" >/dev/null; then
 	ok "forged offer accepted by the coordinator (it cannot check psig)"
@@ -44,7 +46,7 @@ netlab_wait_until 5 "the forged offer is dropped" bash -c \
 sleep 0.5
 check "the link was not touched: still up" e2e_up e2 w1
 check "... same epoch ($ep)" test "$(e2e_field e2 w1 8)" = "$ep"
-check "... no outage ($downs0)" test "$(e2e_json e2 /v1/status | grep -o '"downs":[0-9]*' | head -1)" = "$downs0"
+check "... no outage ($downs0)" test "$(e2e_json e2 /v1/status | awk 'match($0, /"downs":[0-9]+/) && !done { print substr($0, RSTART, RLENGTH); done = 1 }')" = "$downs0"
 e2e_expect "traffic still flows" "tcp e2 a 127.0.0.1:18000" e2e_tcp e1 18001 a
 
 # 2. An offer with a fingerprint that is not the key w1 then handshakes
