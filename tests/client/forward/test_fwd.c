@@ -1032,7 +1032,7 @@ static int t_bind_errors(void)
 {
 	struct peer_table *t = NULL;
 	struct forward *f = NULL;
-	struct forward_opts bad = { .host = "10.0.0.1" };
+	struct forward_opts bad = { .host = "198.18.0.1" };
 	char json[256], err[256], want[64];
 	uint16_t b = ftest_ports(4);
 	int busy = -1, rc = 0;

@@ -321,7 +321,7 @@ static int t_vip_twice(void)
 
 static int t_vip_net(void)
 {
-	return refused(VIP_T("10.50.0.0/24", "1", "2"), "w1",
+	return refused(VIP_T("198.18.50.0/24", "1", "2"), "w1",
 		       "not inside 127.0.0.0/8") |
 	       refused(VIP_T("127.50.0.1/24", "1", "2"), "w1",
 		       "host bits set (the network is 127.50.0.0/24)") |
