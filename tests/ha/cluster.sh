@@ -353,7 +353,14 @@ fi
 conv=1
 ref=
 for i in 0 1 2; do
-	poll $i pq
+	# Just after healing, a coordinator may still answer 503 for a moment
+	# (its Redis connections settling): that is an honest "not now", so
+	# ask again for up to 10 s; only a 200's content is judged.
+	for _ in $(seq 50); do
+		poll $i pq
+		[[ $STATUS == 200 ]] && break
+		sleep 0.2
+	done
 	got=$(jq -c '[.messages[] | {id, epoch, payload}]' <<<"$BODY" 2>/dev/null || echo "?")
 	if ! jq -e --arg acc "$accepted" 'length >= 1 and all(.epoch == 2 and (.payload | startswith("new-epoch-")))
 		and any(.payload == $acc) and ([.[].id] | length == (unique | length))' <<<"$got" >/dev/null; then
