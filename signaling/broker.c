@@ -25,6 +25,7 @@
 #include <event2/listener.h>
 #include <event2/util.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "signaling/auth.h"
 #include "signaling/http_guard.h"
@@ -101,14 +102,6 @@ static void waiting_add(struct worker *w, int delta)
 	__atomic_add_fetch(&w->waiting_polls, (uint64_t)(int64_t)delta, __ATOMIC_RELAXED);
 }
 
-/* Intervals (rate limits) use the monotonic clock: a step of the wall
- * clock must not refill or drain buckets. */
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- output helpers ---------------------------------------------------- */
 
@@ -312,7 +305,7 @@ static void handle_publish(struct call *c, const char *body, size_t len)
 	const char *why = "bad body";
 	int64_t retry_ms = 0;
 
-	if (!ratelimit_take(b->rate, c->peer, now_ms(), &retry_ms)) {
+	if (!ratelimit_take(b->rate, c->peer, clock_mono_ms(), &retry_ms)) {
 		metrics_refusal(&c->w->metrics, REF_RATE_LIMITED, "peer %s over %u publishes/s", c->peer,
 				b->cfg.publish_rate);
 		reply_retry(c, 429, "rate_limited", "publish rate limit exceeded",
@@ -887,7 +880,7 @@ static void guard_refusal(const char *reason, void *arg)
 static void housekeeping_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct broker *b = arg;
-	ratelimit_sweep(b->rate, now_ms());
+	ratelimit_sweep(b->rate, clock_mono_ms());
 }
 
 struct event_base *broker_event_base_new(void)

@@ -24,6 +24,7 @@
 #include <event2/http.h>
 #include <event2/listener.h>
 
+#include "common/clock.h"
 #include "common/strmap.h"
 
 /* Also how late a let-go socket may close: keep it short. */
@@ -37,7 +38,7 @@ struct tracker {
 	struct http_guard *guard;
 	struct bufferevent *bev; /* evhttp's; we hold one reference */
 	enum conn_state state;
-	struct timeval since;    /* when the state began */
+	int64_t since_ms;        /* when the state began (monotonic) */
 	size_t received;         /* bytes of the request now arriving */
 };
 
@@ -57,14 +58,6 @@ struct http_guard {
 	void *refusal_arg;
 };
 
-/* Deadlines are intervals: monotonic, so a wall-clock step drops nobody. */
-static void mono_now(struct timeval *tv)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	tv->tv_sec = ts.tv_sec;
-	tv->tv_usec = ts.tv_nsec / 1000;
-}
 
 static void bev_key(const struct bufferevent *bev, char out[32])
 {
@@ -110,7 +103,7 @@ static void input_added(struct evbuffer *buf, const struct evbuffer_cb_info *inf
 		return;
 	if (t->state == CONN_IDLE) {
 		t->state = CONN_RECEIVING;
-		mono_now(&t->since);
+		t->since_ms = clock_mono_ms();
 	}
 	if (t->state != CONN_RECEIVING)
 		return;
@@ -154,7 +147,7 @@ static struct bufferevent *make_bev(struct event_base *base, void *arg)
 	t->guard = g;
 	t->bev = bev;
 	t->state = CONN_IDLE;
-	mono_now(&t->since);
+	t->since_ms = clock_mono_ms();
 	char key[32];
 	bev_key(bev, key);
 	if (strmap_put(g->by_bev, key, t) ||
@@ -188,7 +181,7 @@ void http_guard_request_begin(struct http_guard *g, struct evhttp_request *req)
 	if (t) {
 		forget_received(t);
 		t->state = CONN_SERVING;
-		mono_now(&t->since);
+		t->since_ms = clock_mono_ms();
 	}
 }
 
@@ -197,15 +190,14 @@ void http_guard_request_end(struct http_guard *g, struct evhttp_request *req)
 	struct tracker *t = lookup(g, req);
 	if (t) {
 		t->state = CONN_IDLE;
-		mono_now(&t->since);
+		t->since_ms = clock_mono_ms();
 	}
 }
 
 static void sweep_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct http_guard *g = arg;
-	struct timeval now;
-	mono_now(&now);
+	int64_t now_ms = clock_mono_ms();
 	struct tracker *t, *next;
 	for (t = LIST_FIRST(&g->conns); t; t = next) {
 		next = LIST_NEXT(t, link);
@@ -215,7 +207,7 @@ static void sweep_cb(evutil_socket_t fd, short what, void *arg)
 			tracker_release(g, t);
 			continue;
 		}
-		long age = (long)(now.tv_sec - t->since.tv_sec);
+		long age = (long)((now_ms - t->since_ms) / 1000);
 		const char *why = NULL;
 		if (t->state == CONN_RECEIVING && age >= (long)g->cfg.request_timeout_s)
 			why = "slow_request";

@@ -18,6 +18,7 @@
 
 #include <event2/event.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/strmap.h"
 
@@ -84,15 +85,6 @@ void mailbox_mem_bind_thread(struct event_base *base)
 	thread_base = base;
 }
 
-/* Ages, TTLs and idle pairs are intervals: measured on the monotonic
- * clock, so a step of the wall clock neither expires every message nor
- * forgets every epoch at once. */
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static struct mailbox_mem *upcast(struct mailbox *mb)
 {
@@ -183,7 +175,7 @@ static void publish_locked(struct mailbox_mem *m, const struct publish_msg *in,
 			   struct mb_publish_result *out)
 {
 	struct mb_publish_result res = { .status = MB_OK };
-	int64_t now = now_ms();
+	int64_t now = clock_mono_ms();
 	char pair_key[2 * PEER_ID_MAX + 2];
 	snprintf(pair_key, sizeof(pair_key), "%s\n%s", in->from, in->to);
 
@@ -312,7 +304,7 @@ static enum mb_status fetch_locked(struct mailbox_mem *m, const char *peer, cons
 	struct box *b = box_get(m, peer, false);
 	if (!b)
 		return MB_OK;
-	int64_t now = now_ms();
+	int64_t now = clock_mono_ms();
 	int64_t ttl_ms = (int64_t)m->cfg.message_ttl_s * 1000;
 	struct mem_msg *it, *next;
 	for (it = TAILQ_FIRST(&b->msgs); it; it = next) {
@@ -482,7 +474,7 @@ static int sweep_pair(const char *key, void *val, void *arg)
 
 static void sweep_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct sweep_ctx c = { .m = arg, .now = now_ms() };
+	struct sweep_ctx c = { .m = arg, .now = clock_mono_ms() };
 	pthread_mutex_lock(&c.m->lock);
 	strmap_sweep(c.m->boxes, sweep_box, &c);
 	strmap_sweep(c.m->pairs, sweep_pair, &c);
@@ -557,7 +549,7 @@ int mailbox_mem_new(struct mailbox **out, struct event_base *base,
 	m->cfg = *cfg;
 	uint64_t gen;
 	if (getrandom(&gen, sizeof(gen), 0) != sizeof(gen))
-		gen = (uint64_t)now_ms();
+		gen = (uint64_t)clock_mono_ms();
 	snprintf(m->generation, sizeof(m->generation), "%016" PRIx64, gen);
 	m->boxes = strmap_new();
 	m->pairs = strmap_new();

@@ -9,6 +9,7 @@
 
 #include <event2/buffer.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 
 #define REFUSAL_LOG_INTERVAL_S 10
@@ -54,9 +55,7 @@ static uint64_t unlogged[REF_COUNT];
 void metrics_refusal(struct metrics *m, enum refusal r, const char *fmt, ...)
 {
 	__atomic_add_fetch(&m->refusals[r], 1, __ATOMIC_RELAXED);
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	int64_t now = ts.tv_sec;
+	int64_t now = clock_mono_ms() / 1000;
 	int64_t last = __atomic_load_n(&last_logged[r], __ATOMIC_RELAXED);
 	if ((last && now - last < REFUSAL_LOG_INTERVAL_S) ||
 	    !__atomic_compare_exchange_n(&last_logged[r], &last, now, false, __ATOMIC_RELAXED,

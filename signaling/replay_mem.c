@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "signaling/auth.h"
 
 #define ROTATE_S (2 * AUTH_MAX_SKEW_S)
@@ -88,13 +89,6 @@ static int set_grow(struct nonce_set *s)
 	return 0;
 }
 
-/* Rotation is an interval: the monotonic clock, immune to clock steps. */
-static time_t mono_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec;
-}
 
 static uint64_t hex16(const char *p)
 {
@@ -108,7 +102,7 @@ static uint64_t hex16(const char *p)
 
 static enum replay_result check_locked(struct replay_mem *r, const char *nonce)
 {
-	time_t now = mono_s();
+	time_t now = (time_t)(clock_mono_ms() / 1000);
 	if (now - r->rotated_at >= ROTATE_S) {
 		struct nonce_set old = r->gen[1];
 		r->gen[1] = r->gen[0];
@@ -176,7 +170,7 @@ int replay_mem_new(struct replay **out, size_t max_entries)
 		return ENOMEM;
 	r->base.ops = &mem_ops;
 	r->max_per_gen = max_entries / 2 ? max_entries / 2 : 1;
-	r->rotated_at = mono_s();
+	r->rotated_at = (time_t)(clock_mono_ms() / 1000);
 	pthread_mutex_init(&r->lock, NULL);
 	if (set_init(&r->gen[0], INITIAL_SLOTS) || set_init(&r->gen[1], INITIAL_SLOTS)) {
 		mem_free(&r->base);
