@@ -229,6 +229,7 @@ static void data_up(void *arg)
 	 * (a returning node shows up within one round trip) and the stats. */
 	ha->last_reg_ms = 0;
 	ha->last_sweep_ms = 0;
+	mailbox_redis_remark(ha->mb);
 }
 
 static void data_down(void *arg, const char *why)
@@ -338,6 +339,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 	if (!rconn_ready(ha->data))
 		return;
 	int64_t now = ha_now_ms();
+	mailbox_redis_tick(ha->mb);
 	if (!ha->role_inflight && now - ha->last_role_ms >= HA_ROLE_CHECK_MS) {
 		ha->last_role_ms = now;
 		ha->role_inflight = true;

@@ -42,6 +42,12 @@ struct replay;
  * (Redis WAIT); otherwise the caller gets MB_UNAVAILABLE (503). */
 #define HA_WAIT_REPLICAS 1
 #define HA_WAIT_MS 250
+/* A long poll marks its peer in Redis (P w:R, scripts.c) so publishes
+ * wake only watched peers. The mark lives HA_MARK_TTL_MS and is renewed
+ * every HA_MARK_REFRESH_MS while polls go on; TTL > REFRESH + the longest
+ * poll wait (30 s) + a tick, so a running poll never loses its mark. */
+#define HA_MARK_REFRESH_MS 30000
+#define HA_MARK_TTL_MS 90000
 /* How often Sentinels are asked for the master when nothing happens. */
 #define HA_SENTINEL_POLL_MS 1000
 /* ROLE check of the master connection. */
@@ -233,6 +239,10 @@ void mailbox_redis_stop(struct mailbox *mb);
 void mailbox_redis_wake(struct mailbox *mb, const char *peer, size_t len);
 /* The subscriber (re)connected: notifications may have been missed. */
 void mailbox_redis_wake_all(struct mailbox *mb);
+/* Periodic upkeep of the watch marks (every tick). */
+void mailbox_redis_tick(struct mailbox *mb);
+/* The data connection (re)connected: marks again, then wakes all. */
+void mailbox_redis_remark(struct mailbox *mb);
 /* From the periodic sweep: the cluster-wide queue length, and what this
  * coordinator's sweep expired. */
 void mailbox_redis_sweep_stats(struct mailbox *mb, uint64_t queued, uint64_t expired);

@@ -94,9 +94,13 @@ struct mb_watch {
 };
 LIST_HEAD(watch_list, mb_watch);
 
+/* A peer polled through this instance. It outlives its last watcher by
+ * up to HA_MARK_REFRESH_MS so a peer that polls again and again (the
+ * normal case) is marked in Redis once per refresh period, not per poll. */
 struct wbox {
 	char peer[PEER_ID_MAX + 1];
 	struct watch_list watchers;
+	int64_t marked_ms;   /* when its mark was last sent; 0: not marked */
 };
 
 struct mailbox_redis {
@@ -114,9 +118,10 @@ struct mailbox_redis {
 	size_t pub_queued;
 	bool stopped;                /* its thread ended: answer UNAVAILABLE at once */
 	bool wait_inflight;
+	bool remark;                 /* a mark failed: send them all again */
 	struct mb_stats stats;   /* queued: cluster-wide from the sweep; counters: ours */
 	int64_t last_log_ms;
-	char ttl_ms[24], idle_ms[24], cap[16]; /* script arguments */
+	char ttl_ms[24], idle_ms[24], cap[16], mark_ttl[16]; /* command arguments */
 };
 
 static struct mailbox_redis *upcast(struct mailbox *mb)
@@ -733,6 +738,33 @@ static void watch_fire(evutil_socket_t fd, short what, void *arg)
 	w->wake(w->arg);
 }
 
+static void mark_reply(redisReply *r, void *arg)
+{
+	struct mailbox_redis *m = arg;
+	if (r && r->type == REDIS_REPLY_STATUS)
+		return;
+	/* Lost connection (data_up marks everything again) or an error
+	 * reply: the next tick re-sends every mark. Until then a publish
+	 * for that peer may not wake its poll, which then answers at its
+	 * wait time and the client polls again: late, never lost. */
+	m->remark = true;
+	if (r)
+		error_status(m, r, "watch mark");
+}
+
+/* Tells every coordinator's publishes that this peer is watched. Sent
+ * on the data connection before the poll's first read, so Redis runs it
+ * first. */
+static void mark_send(struct mailbox_redis *m, struct wbox *b, int64_t now)
+{
+	char key[sizeof(HA_PREFIX) + 2 + PEER_ID_MAX];
+	int lk = snprintf(key, sizeof(key), "%sw:%s", HA_PREFIX, b->peer);
+	const char *argv[] = { "SET", key, "1", "PX", m->mark_ttl };
+	size_t lens[] = { 3, (size_t)lk, 1, 2, strlen(m->mark_ttl) };
+	b->marked_ms = now;
+	rconn_cmd(ha_data(m->ha), mark_reply, m, 5, argv, lens);
+}
+
 static struct mb_watch *rd_watch(struct mailbox *mb, const char *peer, mb_wake_cb wake, void *arg)
 {
 	struct mailbox_redis *m = mine(mb);
@@ -754,11 +786,7 @@ static struct mb_watch *rd_watch(struct mailbox *mb, const char *peer, mb_wake_c
 	if (w)
 		w->ev = event_new(m->evbase, -1, 0, watch_fire, w);
 	if (!w || !w->ev) {
-		free(w);
-		if (LIST_EMPTY(&b->watchers)) {
-			strmap_del(m->boxes, peer);
-			free(b);
-		}
+		free(w); /* an empty box goes with the next tick */
 		return NULL;
 	}
 	w->box = b;
@@ -766,6 +794,9 @@ static struct mb_watch *rd_watch(struct mailbox *mb, const char *peer, mb_wake_c
 	w->wake = wake;
 	w->arg = arg;
 	LIST_INSERT_HEAD(&b->watchers, w, link);
+	int64_t now = ha_now_ms();
+	if (!b->marked_ms || now - b->marked_ms >= HA_MARK_REFRESH_MS)
+		mark_send(m, b, now);
 	return w;
 }
 
@@ -773,16 +804,60 @@ static void rd_unwatch(struct mailbox *mb, struct mb_watch *w)
 {
 	if (!w)
 		return;
-	struct mailbox_redis *m = w->m;
-	struct wbox *b = w->box;
+	/* The box stays (see struct wbox); the tick removes it. */
 	LIST_REMOVE(w, link);
 	if (w->ev) /* NULL once its thread stopped (mailbox_redis_stop) */
 		event_free(w->ev);
 	free(w);
+}
+
+struct tick_ctx {
+	struct mailbox_redis *m;
+	int64_t now;
+	bool all;
+};
+
+static int tick_box(const char *key, void *val, void *arg)
+{
+	struct tick_ctx *t = arg;
+	struct wbox *b = val;
+	bool stale = !b->marked_ms || t->now - b->marked_ms >= HA_MARK_REFRESH_MS;
 	if (LIST_EMPTY(&b->watchers)) {
-		strmap_del(m->boxes, b->peer);
+		if (!stale && !t->all)
+			return 0;
 		free(b);
+		return 1;
 	}
+	if (stale || t->all)
+		mark_send(t->m, b, t->now);
+	return 0;
+}
+
+/* Periodic: refreshes the marks of watched peers before they expire,
+ * forgets peers nobody polled for a refresh period, and after a failed
+ * mark sends all of them again. */
+void mailbox_redis_tick(struct mailbox *mb)
+{
+	struct mailbox_redis *m = upcast(mb);
+	if (m->stopped)
+		return;
+	struct tick_ctx t = { m, ha_now_ms(), m->remark };
+	m->remark = false;
+	strmap_sweep(m->boxes, tick_box, &t);
+}
+
+/* The data connection is (re)connected, maybe to a new master that never
+ * saw our marks (replication is asynchronous): mark every watched peer
+ * again, then wake its polls, whose reads travel after the marks. */
+void mailbox_redis_remark(struct mailbox *mb)
+{
+	struct mailbox_redis *m = upcast(mb);
+	if (m->stopped)
+		return;
+	struct tick_ctx t = { m, ha_now_ms(), true };
+	m->remark = false;
+	strmap_sweep(m->boxes, tick_box, &t);
+	mailbox_redis_wake_all(mb);
 }
 
 void mailbox_redis_wake(struct mailbox *mb, const char *peer, size_t len)
@@ -880,6 +955,7 @@ struct mailbox *mailbox_redis_new(struct event_base *base, struct ha *ha,
 	snprintf(m->ttl_ms, sizeof(m->ttl_ms), "%llu", (unsigned long long)cfg->message_ttl_s * 1000);
 	snprintf(m->idle_ms, sizeof(m->idle_ms), "%llu", (unsigned long long)cfg->pair_idle_s * 1000);
 	snprintf(m->cap, sizeof(m->cap), "%d", MAILBOX_CAP);
+	snprintf(m->mark_ttl, sizeof(m->mark_ttl), "%d", HA_MARK_TTL_MS);
 	m->boxes = strmap_new();
 	m->pub_flush = event_new(base, -1, 0, pub_flush_cb, m);
 	if (!m->boxes || !m->pub_flush) {

@@ -23,6 +23,13 @@
  *                   epoch purges them with one XDEL, no scan), or
  *                   "<epoch> o" once more than 64 (then it scans); expires
  *                   after the pair idle time (one hour) without a publish
+ *   P w:R           "1" while some coordinator holds a long poll of R
+ *                   (set by the coordinator when a poll of R starts
+ *                   watching, refreshed while polls continue, expires
+ *                   HA_MARK_TTL_MS after the last refresh): a publish
+ *                   sends the pub/sub wake only for marked recipients, so
+ *                   publish-heavy load does not fan a message out to every
+ *                   coordinator per publish
  *   P active        SET of recipients whose stream may hold messages: the
  *                   sweep trims what expires in mailboxes nobody polls and
  *                   deletes the empty streams
@@ -135,9 +142,14 @@ static const char publish_lua[] = PRELUDE
 	"  out[#out + 1] = one(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4],\n"
 	"    ARGV[i + 5])\n"
 	"end\n"
-	/* One wake per recipient and batch: a watcher re-reads its whole
-	 * mailbox anyway. */
-	"for to in pairs(wake) do redis.call('PUBLISH', chan, to) end\n"
+	/* One wake per recipient and batch, and only for one some
+	 * coordinator watches (its mark is set before its poll reads the
+	 * mailbox, on the same connection, so a publish this script makes
+	 * is either seen by that read or finds the mark): a watcher re-reads
+	 * its whole mailbox anyway. */
+	"for to in pairs(wake) do\n"
+	"  if redis.call('EXISTS', k('w', to)) == 1 then redis.call('PUBLISH', chan, to) end\n"
+	"end\n"
 	"return out\n";
 
 /* ARGV: 1 prefix, 2 generation candidate, 3 peer, 4 ack generation (""

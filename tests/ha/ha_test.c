@@ -650,6 +650,76 @@ static bool t_wake(void)
 	return true;
 }
 
+/* EXISTS / PTTL of a peer's watch mark, straight from Redis. */
+static long long mark_pttl(redisContext *c, const char *peer)
+{
+	redisReply *r = redisCommand(c, "PTTL %s%s%s", HA_PREFIX, "w:", peer);
+	long long v = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -100;
+	freeReplyObject(r);
+	return v;
+}
+
+/* Wakes only for watched peers: an unwatched recipient's publish sends
+ * no pub/sub message; a watch marks the peer before its first read; a
+ * mark lost with a failover comes back when the data connection does. */
+static bool t_marks(void)
+{
+	redisContext *c = sync_conn(REDIS_URL);
+	CHECK(c && !c->err, "sync connection");
+	char a[32], b[32];
+	rand_id(a, sizeof(a), "a");
+	rand_id(b, sizeof(b), "b");
+	double w0 = 0, w1 = 0, w2 = 0;
+	metric_value(&N2, "mesh_redis_wakes_total", &w0);
+	CHECK(publish(N1.mb, a, b, 1, "nobody polls").status == MB_OK, "publish");
+	run_for(150);
+	metric_value(&N2, "mesh_redis_wakes_total", &w1);
+	long long ttl_unwatched = mark_pttl(c, b);
+
+	struct wake_rec w = { 0 };
+	struct mb_watch *wt = N2.mb->ops->watch(N2.mb, b, wake_cb, &w);
+	CHECK(wt, "watch");
+	struct fres *f = fetch(N2.mb, b, NULL, 10); /* as the broker: watch, then read */
+	long long ttl_watched = mark_pttl(c, b);
+	bool seen = f->st == MB_OK && f->n == 1;
+	if (f->n)
+		fres_free(fetch(N2.mb, b, f->m[0].id, 1));
+	fres_free(f);
+	CHECK(publish(N1.mb, a, b, 1, "watched").status == MB_OK, "publish");
+	bool woke = run_until(&w.woke, 1000);
+	metric_value(&N2, "mesh_redis_wakes_total", &w2);
+
+	/* A failover to a replica that never got the mark: it is gone, the
+	 * data connection comes back, and the mark with it. */
+	redisReply *r = redisCommand(c, "DEL %s%s%s", HA_PREFIX, "w:", b);
+	freeReplyObject(r);
+	rconn_kick(ha_data(N2.ha), "test: simulated failover");
+	w.woke = false;
+	bool rewoke = run_until(&w.woke, 3000); /* reconnecting wakes every watcher */
+	run_for(100);
+	long long ttl_back = mark_pttl(c, b);
+	w.woke = false;
+	CHECK(publish(N1.mb, a, b, 1, "after reconnect").status == MB_OK, "publish");
+	bool woke_again = run_until(&w.woke, 1000);
+	N2.mb->ops->unwatch(N2.mb, wt);
+	f = fetch(N1.mb, b, NULL, 100);
+	if (f->n)
+		fres_free(fetch(N1.mb, b, f->m[f->n - 1].id, 1));
+	fres_free(f);
+	redisFree(c);
+
+	CHECK(ttl_unwatched == -2, "an unwatched peer has a mark (PTTL %lld)", ttl_unwatched);
+	CHECK(w1 == w0, "publish to an unwatched peer sent a wake (%g -> %g)", w0, w1);
+	CHECK(seen, "the message published before the watch is read");
+	CHECK(ttl_watched > HA_MARK_TTL_MS - 5000 && ttl_watched <= HA_MARK_TTL_MS,
+	      "mark PTTL %lld after watch", ttl_watched);
+	CHECK(woke && w2 > w1, "watched peer not woken (wakes %g -> %g)", w1, w2);
+	CHECK(rewoke, "reconnect did not wake the watcher");
+	CHECK(ttl_back > 0, "mark not restored after reconnect (PTTL %lld)", ttl_back);
+	CHECK(woke_again, "no wake after the reconnect");
+	return true;
+}
+
 static bool t_replay(void)
 {
 	char n1[NONCE_HEX_LEN + 1], n2[NONCE_HEX_LEN + 1];
@@ -1095,6 +1165,7 @@ static const struct test TESTS[] = {
 	{ "identical", t_identical, 1 },
 	{ "ttl", t_ttl, 1 },
 	{ "wake", t_wake, 1 },
+	{ "marks", t_marks, 1 },
 	{ "replay", t_replay, 1 },
 	{ "noscript", t_noscript, 1 },
 	{ "unavailable", t_unavailable, 1 },
