@@ -253,6 +253,8 @@ struct replay *replay_redis_new(struct event_base *base, struct ha *ha);
 void replay_redis_destroy(struct replay *rp);
 void replay_redis_quiesce(struct replay *rp);
 void replay_redis_stop(struct replay *rp);
+/* A nonce recorded elsewhere (the publish script): counted in size(). */
+void replay_redis_count_fresh(struct replay *rp);
 
 /* ---- the registry (registry.c) ---------------------------------------------- */
 

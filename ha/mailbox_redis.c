@@ -53,6 +53,7 @@ struct op {
 	struct publish_msg msg;
 	char *payload;
 	char epoch_s[24];
+	char nonce[NONCE_HEX_LEN + 1]; /* "" when the broker checked it */
 	/* fetch */
 	char peer[PEER_ID_MAX + 1];
 	char ack[MSG_ID_MAX];   /* the cursor as given ("" none) */
@@ -82,7 +83,12 @@ TAILQ_HEAD(pbatch_list, pbatch);
 #define PBATCH_BYTES (1024 * 1024)
 /* A batch goes out as soon as it holds this many, so Redis works while
  * the coordinator is still busy (no lock-step waves). */
+#ifndef PBATCH_EAGER
 #define PBATCH_EAGER 8
+#endif
+/* Script arguments (scripts.c): a head, then this many per message. */
+#define PB_HEAD 7
+#define PB_PER_MSG 7
 
 struct mb_watch {
 	LIST_ENTRY(mb_watch) link;
@@ -121,7 +127,7 @@ struct mailbox_redis {
 	bool remark;                 /* a mark failed: send them all again */
 	struct mb_stats stats;   /* queued: cluster-wide from the sweep; counters: ours */
 	int64_t last_log_ms;
-	char ttl_ms[24], idle_ms[24], cap[16], mark_ttl[16]; /* command arguments */
+	char ttl_ms[24], idle_ms[24], cap[16], mark_ttl[16], nonce_ttl[16]; /* command arguments */
 };
 
 static struct mailbox_redis *upcast(struct mailbox *mb)
@@ -328,6 +334,8 @@ static void publish_result(struct op *op, redisReply *r)
 	if (r->elements < 1 || !is_str(r->element[0]))
 		goto bad;
 	const char *tag = r->element[0]->str;
+	if (op->nonce[0] && strcmp(tag, "replay") != 0)
+		replay_redis_count_fresh(ha_thread_replay(m->ha));
 	if (strcmp(tag, "ok") == 0 && r->elements == 5) {
 		redisReply *g = r->element[1], *seq = r->element[2];
 		if (!is_str(g) || !is_hex(g->str, (size_t)g->len, 1, 16) || !is_str(seq) ||
@@ -358,6 +366,10 @@ static void publish_result(struct op *op, redisReply *r)
 	if (strcmp(tag, "full") == 0 && r->elements == 2 && is_count(r->element[1])) {
 		m->stats.expired_total += (uint64_t)r->element[1]->integer;
 		publish_finish(op, MB_FULL);
+		return;
+	}
+	if (strcmp(tag, "replay") == 0 && r->elements == 1) {
+		publish_finish(op, MB_REPLAY);
 		return;
 	}
 	if (strcmp(tag, "busy") == 0 && r->elements == 3 && is_count(r->element[1]) &&
@@ -402,9 +414,9 @@ static void pub_flush_cb(evutil_socket_t fd, short what, void *arg)
 	while (!TAILQ_EMPTY(&m->pub_queue)) {
 		struct pbatch *b = calloc(1, sizeof(*b));
 		if (!argv)
-			argv = calloc(6 + 6 * PBATCH_MAX, sizeof(*argv));
+			argv = calloc(PB_HEAD + PB_PER_MSG * PBATCH_MAX, sizeof(*argv));
 		if (!lens)
-			lens = calloc(6 + 6 * PBATCH_MAX, sizeof(*lens));
+			lens = calloc(PB_HEAD + PB_PER_MSG * PBATCH_MAX, sizeof(*lens));
 		if (!b || !argv || !lens) {
 			free(b);
 			struct op *op;
@@ -417,20 +429,22 @@ static void pub_flush_cb(evutil_socket_t fd, short what, void *arg)
 		b->m = m;
 		TAILQ_INIT(&b->ops);
 		const char *gen = ha_gen_candidate(m->ha);
-		const char *head[] = { HA_PREFIX, gen, m->ttl_ms, m->idle_ms, m->cap, HA_WAKE_CHANNEL };
-		for (int i = 0; i < 6; i++) {
+		const char *head[PB_HEAD] = { HA_PREFIX, gen, m->ttl_ms, m->idle_ms, m->cap,
+					      HA_WAKE_CHANNEL, m->nonce_ttl };
+		for (int i = 0; i < PB_HEAD; i++) {
 			argv[i] = head[i];
 			lens[i] = strlen(head[i]);
 		}
-		size_t bytes = 0, a = 6;
+		size_t bytes = 0, a = PB_HEAD;
 		struct op *op;
 		while (b->n < PBATCH_MAX && (op = TAILQ_FIRST(&m->pub_queue)) &&
 		       (b->n == 0 || bytes + op->msg.payload_len <= PBATCH_BYTES)) {
 			TAILQ_REMOVE(&m->pub_queue, op, blink);
 			TAILQ_INSERT_TAIL(&b->ops, op, blink);
-			const char *f[] = { op->msg.to, op->msg.from, op->epoch_s, op->msg.kind,
-					    op->msg.psig, op->payload };
-			for (int i = 0; i < 6; i++) {
+			const char *f[PB_PER_MSG] = { op->msg.to, op->msg.from, op->epoch_s,
+						      op->msg.kind, op->msg.psig, op->payload,
+						      op->nonce };
+			for (int i = 0; i < PB_PER_MSG; i++) {
 				argv[a] = f[i];
 				lens[a] = i == 5 ? op->msg.payload_len : strlen(f[i]);
 				a++;
@@ -456,7 +470,8 @@ static void forced_cb(redisReply *r, void *arg)
 		fetch_fail(op, op->forced);
 }
 
-static void rd_publish(struct mailbox *mb, const struct publish_msg *in, mb_publish_cb cb, void *arg)
+static void publish_queue(struct mailbox *mb, const struct publish_msg *in, const char *nonce,
+			  mb_publish_cb cb, void *arg)
 {
 	struct mailbox_redis *m = mine(mb);
 	if (m->stopped) {
@@ -490,6 +505,7 @@ static void rd_publish(struct mailbox *mb, const struct publish_msg *in, mb_publ
 		memcpy(op->payload, in->payload, in->payload_len);
 	op->payload[in->payload_len] = '\0';
 	snprintf(op->epoch_s, sizeof(op->epoch_s), "%" PRIu64, in->epoch);
+	snprintf(op->nonce, sizeof(op->nonce), "%s", nonce ? nonce : "");
 	TAILQ_INSERT_TAIL(&m->pub_queue, op, blink);
 	if (++m->pub_queued >= PBATCH_EAGER) {
 		pub_flush_cb(-1, 0, m);
@@ -499,6 +515,25 @@ static void rd_publish(struct mailbox *mb, const struct publish_msg *in, mb_publ
 	/* Sent after the callbacks already due in this loop turn, together
 	 * with every other publish they make. */
 	event_active(m->pub_flush, EV_READ, 0);
+}
+
+static void rd_publish(struct mailbox *mb, const struct publish_msg *in, mb_publish_cb cb, void *arg)
+{
+	publish_queue(mb, in, NULL, cb, arg);
+}
+
+/* The nonce is recorded by the publish script under replay_redis.c's key
+ * and lifetime, so a request replayed to any coordinator, or checked
+ * there by replay_redis.c, is refused the same. */
+static void rd_publish_once(struct mailbox *mb, const struct publish_msg *in, const char *nonce,
+			    mb_publish_cb cb, void *arg)
+{
+	if (!nonce || !is_hex(nonce, strlen(nonce), NONCE_HEX_LEN, NONCE_HEX_LEN)) {
+		struct mb_publish_result res = { .status = MB_REPLAY };
+		cb(&res, arg); /* the broker only passes parsed nonces */
+		return;
+	}
+	publish_queue(mb, in, nonce, cb, arg);
 }
 
 /* ---- fetch ---------------------------------------------------------------- */
@@ -929,6 +964,7 @@ static void rd_free(struct mailbox *mb)
 static const struct mailbox_ops redis_ops = {
 	.name = "redis",
 	.publish = rd_publish,
+	.publish_once = rd_publish_once,
 	.fetch = rd_fetch,
 	.watch = rd_watch,
 	.unwatch = rd_unwatch,
@@ -956,6 +992,7 @@ struct mailbox *mailbox_redis_new(struct event_base *base, struct ha *ha,
 	snprintf(m->idle_ms, sizeof(m->idle_ms), "%llu", (unsigned long long)cfg->pair_idle_s * 1000);
 	snprintf(m->cap, sizeof(m->cap), "%d", MAILBOX_CAP);
 	snprintf(m->mark_ttl, sizeof(m->mark_ttl), "%d", HA_MARK_TTL_MS);
+	snprintf(m->nonce_ttl, sizeof(m->nonce_ttl), "%d", HA_NONCE_TTL_S);
 	m->boxes = strmap_new();
 	m->pub_flush = event_new(base, -1, 0, pub_flush_cb, m);
 	if (!m->boxes || !m->pub_flush) {

@@ -23,7 +23,9 @@
 #define BATCH_MAX 256
 /* A batch goes out as soon as it holds this many, so Redis works while
  * the coordinator is still reading requests (no lock-step waves). */
+#ifndef BATCH_EAGER
 #define BATCH_EAGER 8
+#endif
 
 struct rop {
 	TAILQ_ENTRY(rop) link;
@@ -58,8 +60,9 @@ struct replay_redis {
 	int64_t last_log_ms;
 };
 
-static void count_fresh(struct replay_redis *rp)
+void replay_redis_count_fresh(struct replay *base)
 {
+	struct replay_redis *rp = (struct replay_redis *)base;
 	int64_t sec = ha_now_ms() / 1000;
 	size_t i = (size_t)(sec % HA_NONCE_TTL_S);
 	if (rp->sec_of[i] != sec) {
@@ -103,7 +106,7 @@ static void batch_reply(redisReply *r, void *arg)
 		if (ok) {
 			res = r->element[i]->integer == 1 ? REPLAY_FRESH : REPLAY_SEEN;
 			if (res == REPLAY_FRESH)
-				count_fresh(rp);
+				replay_redis_count_fresh(&rp->base);
 		}
 		i++;
 		replay_cb cb = op->cb;

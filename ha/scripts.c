@@ -67,22 +67,28 @@
 	"end\n"
 
 /* ARGV: 1 prefix, 2 generation candidate, 3 ttl ms, 4 pair idle ms, 5 cap,
- * 6 wake channel, then 6 per message: to, from, epoch, kind, psig,
- * payload. The publishes of one event-loop turn
- * travel together; each is applied on its own, in order, exactly as if
- * it were alone (a batch is as atomic as each of its messages).
+ * 6 wake channel, 7 nonce lifetime s, then 7 per message: to, from,
+ * epoch, kind, psig, payload, nonce ("" when the broker checked it
+ * already). The publishes of one event-loop turn travel together; each
+ * is applied on its own, in order, exactly as if it were alone (a batch
+ * is as atomic as each of its messages).
  * -> one result per message:
  *    {"ok", gen, seq, purged, expired} | {"stale", current} |
- *    {"full", expired} | {"busy", purged, expired}
- *    (1024 ids in one millisecond)
+ *    {"full", expired} | {"busy", purged, expired} | {"replay"}
+ *    (busy: 1024 ids in one millisecond; replay: the nonce was used,
+ *    recorded as replay.lua does)
  * The outcome of each is decided before anything changes, so a refusal
  * leaves the queue and the epoch as they were (expired messages aside,
- * which are gone either way). The common cases take four or five calls. */
+ * which are gone either way; the nonce stays used, as with a separate
+ * replay check). The common cases take five or six calls. */
 static const char publish_lua[] = PRELUDE
 	"local ttl, cap, chan = tonumber(ARGV[3]), tonumber(ARGV[5]), ARGV[6]\n"
 	"local g = generation(ARGV[2])\n"
 	"local wake = {}\n"
-	"local function one(to, from, epoch_s, kind, psig, payload)\n"
+	"local function one(to, from, epoch_s, kind, psig, payload, nonce)\n"
+	"  if nonce ~= '' and not redis.call('SET', P .. 'nonce:' .. nonce, '1', 'NX', 'EX', ARGV[7]) then\n"
+	"    return {'replay'}\n"
+	"  end\n"
 	"  local epoch = tonumber(epoch_s)\n"
 	"  local sk, ek = k('s', to), k('e', to) .. ':' .. from\n"
 	"  local pv0 = redis.call('GET', ek)\n"
@@ -138,9 +144,9 @@ static const char publish_lua[] = PRELUDE
 	"  return {'ok', g, seq_s, purged, expired}\n"
 	"end\n"
 	"local out = {}\n"
-	"for i = 7, #ARGV - 5, 6 do\n"
+	"for i = 8, #ARGV - 6, 7 do\n"
 	"  out[#out + 1] = one(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4],\n"
-	"    ARGV[i + 5])\n"
+	"    ARGV[i + 5], ARGV[i + 6])\n"
 	"end\n"
 	/* One wake per recipient and batch, and only for one some
 	 * coordinator watches (its mark is set before its poll reads the

@@ -12,7 +12,7 @@ PACKAGES=(
 	libngtcp2-dev libngtcp2-crypto-gnutls-dev libgnutls28-dev
 	redis-server redis-sentinel
 	iproute2 iptables iputils-ping iperf3 socat curl coturn postgresql
-	libclang-rt-14-dev openssl procps psmisc
+	libclang-rt-14-dev openssl procps psmisc jq
 )
 COTURN_PKG=coturn
 COTURN_VERSION=4.6.1

@@ -87,6 +87,7 @@ struct call {
 	/* publish */
 	struct wire_doc *doc;
 	struct publish_msg msg;
+	char nonce[NONCE_HEX_LEN + 1]; /* checked by publish_once, "" otherwise */
 	/* poll */
 	enum call_state state;
 	unsigned wait_s;
@@ -286,6 +287,10 @@ static void publish_done(const struct mb_publish_result *res, void *arg)
 				c->msg.to, MAILBOX_CAP);
 		reply_error(c, 429, "mailbox_full", "the recipient's mailbox is full");
 		return;
+	case MB_REPLAY:
+		metrics_refusal(&c->w->metrics, REF_REPLAY, "peer %s reused a nonce", c->peer);
+		reply_error(c, 401, "bad_auth", "nonce already used");
+		return;
 	case MB_OVERLOADED:
 		metrics_refusal(&c->w->metrics, REF_OVERLOADED, "queued bytes at the coordinator's bound");
 		reply_retry(c, 503, "unavailable", "the coordinator's mailbox memory bound is reached",
@@ -330,7 +335,10 @@ static void handle_publish(struct call *c, const char *body, size_t len)
 		return;
 	}
 	c->pending++;
-	b->cfg.mailbox->ops->publish(b->cfg.mailbox, &c->msg, publish_done, c);
+	if (c->nonce[0])
+		b->cfg.mailbox->ops->publish_once(b->cfg.mailbox, &c->msg, c->nonce, publish_done, c);
+	else
+		b->cfg.mailbox->ops->publish(b->cfg.mailbox, &c->msg, publish_done, c);
 }
 
 /* ---- poll -------------------------------------------------------------- */
@@ -848,6 +856,14 @@ static void request_cb(struct evhttp_request *req, void *arg)
 	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
 	evhttp_connection_set_closecb(evcon, connection_closed, c);
 
+	if (r->ep == EP_PUBLISH && b->cfg.mailbox->ops->publish_once) {
+		/* The mailbox checks the nonce as it publishes. A request refused
+		 * before that (rate, body) leaves its nonce unrecorded: its
+		 * replay is refused for the same reason again. */
+		memcpy(c->nonce, h.nonce, sizeof(c->nonce));
+		dispatch(c, r, query, body, body_len);
+		return;
+	}
 	struct replay_ctx *rc = calloc(1, sizeof(*rc));
 	if (!rc) {
 		reply_retry(c, 503, "unavailable", "out of memory", RETRY_AFTER_UNAVAILABLE_S);

@@ -26,6 +26,7 @@ enum mb_status {
 	MB_OVERLOADED,  /* a global memory bound is reached: retry later */
 	MB_UNAVAILABLE, /* backend cannot answer now (no Redis master): retry later */
 	MB_BAD_CURSOR,  /* cursor not of this mailbox's format */
+	MB_REPLAY,      /* publish_once: the nonce was used before: nothing queued */
 };
 
 struct mb_message {
@@ -71,6 +72,13 @@ struct mailbox_ops {
 	const char *name;
 	/* Applies the epoch rules and queues msg for msg->to. */
 	void (*publish)(struct mailbox *mb, const struct publish_msg *msg, mb_publish_cb cb, void *arg);
+	/* Optional (NULL: absent). The replay check of the request's nonce
+	 * (32 lower hex) and publish as one step: MB_REPLAY when the nonce
+	 * was seen, else as publish. Only for a backend whose nonces are
+	 * those of the replay store the broker is given (the Redis pair),
+	 * so a publish costs one round trip instead of two. */
+	void (*publish_once)(struct mailbox *mb, const struct publish_msg *msg, const char *nonce,
+			     mb_publish_cb cb, void *arg);
 	/* Deletes everything up to and including ack_cursor (NULL or "": none)
 	 * from peer's mailbox, then returns up to max of what remains, oldest
 	 * first. */

@@ -742,6 +742,57 @@ static bool t_replay(void)
 	return true;
 }
 
+static struct mb_publish_result publish_once(struct mailbox *mb, const char *from, const char *to,
+					     uint64_t epoch, const char *payload, const char *nonce)
+{
+	struct publish_msg m;
+	fill_msg(&m, from, to, epoch, "offer", payload);
+	struct pub_res p = { 0 };
+	mb->ops->publish_once(mb, &m, nonce, pub_cb, &p);
+	if (!run_until(&p.done, 5000))
+		p.r.status = (enum mb_status)-1;
+	return p.r;
+}
+
+/* The nonce check inside the publish script shares the replay store's
+ * nonces: a nonce is refused the second time whichever path (publish
+ * script or replay check) and coordinator saw it first, and a refused
+ * publish queues nothing. */
+static bool t_publish_once(void)
+{
+	CHECK(N1.mb->ops->publish_once, "the Redis mailbox has publish_once");
+	char a[32], b[32], n1[NONCE_HEX_LEN + 1], n2[NONCE_HEX_LEN + 1];
+	rand_id(a, sizeof(a), "a");
+	rand_id(b, sizeof(b), "b");
+	rand_nonce(n1);
+	rand_nonce(n2);
+	struct mb_publish_result r1 = publish_once(N1.mb, a, b, 1, "first", n1);
+	struct mb_publish_result r2 = publish_once(N2.mb, a, b, 1, "again", n1);
+	enum replay_result rc = replay_check(N2.rp, n1);
+	enum replay_result rc2 = replay_check(N1.rp, n2);
+	struct mb_publish_result r3 = publish_once(N1.mb, a, b, 1, "checked before", n2);
+	/* A stale publish still uses up its nonce, as a separate check would. */
+	char n3[NONCE_HEX_LEN + 1];
+	rand_nonce(n3);
+	CHECK(publish(N1.mb, a, b, 5, "epoch 5").status == MB_OK, "publish at epoch 5");
+	struct mb_publish_result r4 = publish_once(N1.mb, a, b, 2, "stale", n3);
+	struct mb_publish_result r5 = publish_once(N1.mb, a, b, 6, "stale nonce", n3);
+	struct fres *f = fetch(N1.mb, b, NULL, 10);
+	bool one = f->st == MB_OK && f->n == 1 && !strcmp(f->m[0].payload, "epoch 5");
+	if (f->n)
+		fres_free(fetch(N1.mb, b, f->m[f->n - 1].id, 1));
+	fres_free(f);
+	CHECK(r1.status == MB_OK, "first publish_once: %d", r1.status);
+	CHECK(r2.status == MB_REPLAY, "same nonce on the other node: %d", r2.status);
+	CHECK(rc == REPLAY_SEEN, "replay store did not see the publish's nonce: %d", rc);
+	CHECK(rc2 == REPLAY_FRESH && r3.status == MB_REPLAY,
+	      "nonce checked by the replay store then published: %d %d", rc2, r3.status);
+	CHECK(r4.status == MB_STALE && r5.status == MB_REPLAY, "stale publish kept its nonce: %d %d",
+	      r4.status, r5.status);
+	CHECK(one, "refused publishes queued something");
+	return true;
+}
+
 static bool t_noscript(void)
 {
 	redisContext *c = sync_conn(REDIS_URL);
@@ -1167,6 +1218,7 @@ static const struct test TESTS[] = {
 	{ "wake", t_wake, 1 },
 	{ "marks", t_marks, 1 },
 	{ "replay", t_replay, 1 },
+	{ "publish-once", t_publish_once, 1 },
 	{ "noscript", t_noscript, 1 },
 	{ "unavailable", t_unavailable, 1 },
 	{ "race", t_race, 1 },
