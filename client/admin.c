@@ -37,6 +37,7 @@ struct admin {
 	const struct sigclient *sig;
 	char self_id[65];
 	uint64_t started_ms;
+	bool relay_only, no_relay;
 };
 
 static uint64_t mono_ms(void)
@@ -85,31 +86,34 @@ static uint64_t bytes_rx(const struct link_info *li)
 	return li->fwd.tcp_bytes_rx + li->fwd.udp_bytes_rx;
 }
 
-/* "why_relayed": every pair ICE tried with how it ended, and a one-line
- * summary of why none of the direct ones won. */
-static json_t *why_relayed(const struct admin *a, size_t i,
-			   const struct link_info *li, bool relay_only)
-{
-	struct ice_pair_info pi[ADMIN_PAIRS_MAX];
-	size_t n = linkmgr_pairs(a->lm, i, pi, ADMIN_PAIRS_MAX);
-	size_t direct = 0, failed = 0, succeeded = 0;
-	const char *first_err = NULL;
-	size_t first_pair = 0;
-	const char *gerr = linkmgr_gather_errors(a->lm, i);
-	char summary[512];
-	json_t *o = json_object(), *arr = json_array();
+/* One link's candidate pairs, as JSON and counted for the summaries. */
+struct pair_tally {
+	size_t direct;           /* pairs of a direct type (host, srflx, prflx) */
+	size_t direct_ok;        /* ... that succeeded */
+	size_t direct_failed;    /* ... failed, or cancelled unanswered (with an error) */
+	size_t direct_first_err; /* index of the first of those, if any */
+	size_t ok, failed;       /* all pairs: succeeded / state failed */
+	size_t checking;         /* all pairs: waiting or in progress */
+	size_t first_failed;     /* index of the first failed pair, if any */
+	unsigned unanswered;     /* checks sent on pairs still being checked */
+};
 
-	if (n > ADMIN_PAIRS_MAX)
-		n = ADMIN_PAIRS_MAX;
+static json_t *pairs_json(const struct ice_pair_info *pi, size_t n,
+			  struct pair_tally *t)
+{
+	json_t *arr = json_array();
+
+	memset(t, 0, sizeof(*t));
 	for (size_t k = 0; k < n; k++) {
 		json_t *p = json_object();
+		const char *st = pi[k].state ? pi[k].state : "";
+		bool ok = !strcmp(st, "succeeded");
 
 		json_object_set_new(p, "local", json_string(pi[k].local));
 		json_object_set_new(p, "remote", json_string(pi[k].remote));
 		json_object_set_new(p, "type",
 				    json_string(ice_path_type_name(pi[k].type)));
-		json_object_set_new(p, "state", json_string(pi[k].state ?
-							    pi[k].state : ""));
+		json_object_set_new(p, "state", json_string(st));
 		json_object_set_new(p, "error", json_string(pi[k].error));
 		json_object_set_new(p, "checks", json_integer(pi[k].checks));
 		json_object_set_new(p, "rtt_ms", json_integer(pi[k].rtt_ms));
@@ -117,54 +121,137 @@ static json_t *why_relayed(const struct admin *a, size_t i,
 		json_object_set_new(p, "selected", json_boolean(pi[k].selected));
 		json_array_append_new(arr, p);
 
+		if (ok)
+			t->ok++;
+		else if (!strcmp(st, "failed")) {
+			if (!t->failed)
+				t->first_failed = k;
+			t->failed++;
+		}
+		else if (!strcmp(st, "waiting") || !strcmp(st, "in-progress")) {
+			t->checking++;
+			t->unanswered += pi[k].checks;
+		}
 		if (!path_direct(pi[k].type))
 			continue;
-		direct++;
-		if (pi[k].state && !strcmp(pi[k].state, "succeeded"))
-			succeeded++;
+		t->direct++;
+		if (ok)
+			t->direct_ok++;
 		else if (pi[k].error[0]) {
 			/* failed, or cancelled unanswered when a relay won */
-			failed++;
-			if (!first_err) {
-				first_err = pi[k].error;
-				first_pair = k;
-			}
+			if (!t->direct_failed)
+				t->direct_first_err = k;
+			t->direct_failed++;
 		}
 	}
+	return arr;
+}
 
-	if (relay_only)
+/* "why_relayed": every pair ICE tried with how it ended, and a one-line
+ * summary of why none of the direct ones won. */
+static json_t *why_relayed(const struct admin *a, size_t i)
+{
+	struct ice_pair_info pi[ADMIN_PAIRS_MAX];
+	size_t n = linkmgr_pairs(a->lm, i, pi, ADMIN_PAIRS_MAX);
+	const char *gerr = linkmgr_gather_errors(a->lm, i);
+	const char *gsep = gerr && gerr[0] ? "; gathering: " : "";
+	struct pair_tally t;
+	char summary[512];
+	json_t *o = json_object(), *arr;
+
+	if (!gerr)
+		gerr = "";
+	if (n > ADMIN_PAIRS_MAX)
+		n = ADMIN_PAIRS_MAX;
+	arr = pairs_json(pi, n, &t);
+
+	if (a->relay_only)
 		snprintf(summary, sizeof(summary),
 			 "--relay-only: no direct candidates are used");
-	else if (!direct)
+	else if (!t.direct)
 		snprintf(summary, sizeof(summary),
 			 "no direct candidate pair to try (neither side has a "
-			 "direct candidate the other can use)%s%s",
-			 gerr && gerr[0] ? "; gathering: " : "", gerr ? gerr : "");
-	else if (succeeded)
+			 "direct candidate the other can use)%s%s", gsep, gerr);
+	else if (t.direct_ok)
 		snprintf(summary, sizeof(summary),
 			 "%zu of %zu direct pairs answered only after the "
-			 "relayed pair was selected", succeeded, direct);
-	else if (first_err)
+			 "relayed pair was selected", t.direct_ok, t.direct);
+	else if (t.direct_failed)
 		snprintf(summary, sizeof(summary),
 			 "%zu direct pair(s) tried, %zu got no usable answer, "
-			 "e.g. %s -> %s: %s%s%s", direct, failed,
-			 pi[first_pair].local, pi[first_pair].remote, first_err,
-			 gerr && gerr[0] ? "; gathering: " : "",
-			 gerr ? gerr : "");
+			 "e.g. %s -> %s: %s%s%s", t.direct, t.direct_failed,
+			 pi[t.direct_first_err].local,
+			 pi[t.direct_first_err].remote,
+			 pi[t.direct_first_err].error, gsep, gerr);
 	else
 		snprintf(summary, sizeof(summary),
 			 "%zu direct pair(s) tried, none answered in time%s%s",
-			 direct, gerr && gerr[0] ? "; gathering: " : "",
-			 gerr ? gerr : "");
+			 t.direct, gsep, gerr);
 
 	json_object_set_new(o, "summary", json_string(summary));
-	json_object_set_new(o, "gather_errors", json_string(gerr ? gerr : ""));
+	json_object_set_new(o, "gather_errors", json_string(gerr));
 	json_object_set_new(o, "pairs", arr);
-	(void)li;
 	return o;
 }
 
-static json_t *link_json(const struct admin *a, size_t i, bool relay_only)
+/* "why_not_up", for a link with an epoch that is not up: the current (or,
+ * between epochs, the last) epoch's pairs and what became of them. Live:
+ * while checks run it shows how many went unanswered so far. */
+static json_t *why_not_up(const struct admin *a, size_t i,
+			  const struct link_info *li)
+{
+	struct ice_pair_info pi[ADMIN_PAIRS_MAX];
+	size_t n = linkmgr_pairs(a->lm, i, pi, ADMIN_PAIRS_MAX);
+	const char *gerr = linkmgr_gather_errors(a->lm, i);
+	const char *gsep = gerr && gerr[0] ? "; gathering: " : "";
+	const char *opt = a->relay_only ?
+		"--relay-only (direct paths are not used): " : a->no_relay ?
+		"--no-relay (relayed paths are not used): " : "";
+	struct pair_tally t;
+	char summary[512], more[256] = "";
+	json_t *o = json_object(), *arr;
+
+	if (!gerr)
+		gerr = "";
+	if (n > ADMIN_PAIRS_MAX)
+		n = ADMIN_PAIRS_MAX;
+	arr = pairs_json(pi, n, &t);
+
+	if (!n && li->state == LINK_ST_GATHERING)
+		snprintf(summary, sizeof(summary),
+			 "%sno candidate pair yet: gathering, or waiting for the "
+			 "peer's description%s%s", opt, gsep, gerr);
+	else if (!n && li->state == LINK_ST_CHECKING)
+		snprintf(summary, sizeof(summary),
+			 "%sno candidate pair: neither side has a candidate the "
+			 "other can use%s%s", opt, gsep, gerr);
+	else if (!n)
+		snprintf(summary, sizeof(summary),
+			 "%sno candidate pair in the last epoch%s%s", opt, gsep,
+			 gerr);
+	else {
+		if (t.failed)
+			snprintf(more, sizeof(more), "; e.g. %s -> %s: %s",
+				 pi[t.first_failed].local,
+				 pi[t.first_failed].remote,
+				 pi[t.first_failed].error);
+		else if (t.checking && !t.ok)
+			snprintf(more, sizeof(more),
+				 "; no answer yet to %u check(s)", t.unanswered);
+		snprintf(summary, sizeof(summary),
+			 "%s%zu pair(s) (%zu direct, %zu relayed): %zu "
+			 "succeeded, %zu failed, %zu still being checked%s%s%s",
+			 opt, n, t.direct, n - t.direct, t.ok, t.failed,
+			 t.checking, more, gsep, gerr);
+	}
+
+	json_object_set_new(o, "summary", json_string(summary));
+	json_object_set_new(o, "gather_errors", json_string(gerr));
+	json_object_set_new(o, "pairs", arr);
+	return o;
+}
+
+static json_t *link_json(const struct admin *a, size_t i)
 {
 	struct link_info li;
 	json_t *o = json_object();
@@ -199,9 +286,11 @@ static json_t *link_json(const struct admin *a, size_t i, bool relay_only)
 	json_object_set_new(o, "last_outage_s",
 			    json_real((double)li.last_outage_ms / 1000.0));
 	json_object_set_new(o, "last_down_reason", json_string(li.last_down_reason));
-	if (path_relayed(li.path))
-		json_object_set_new(o, "why_relayed",
-				    why_relayed(a, i, &li, relay_only));
+	if (li.state == LINK_ST_UP && path_relayed(li.path))
+		json_object_set_new(o, "why_relayed", why_relayed(a, i));
+	else if (li.state != LINK_ST_UP && li.state != LINK_ST_IDLE &&
+		 li.state != LINK_ST_CLOSED)
+		json_object_set_new(o, "why_not_up", why_not_up(a, i, &li));
 	return o;
 }
 
@@ -221,7 +310,7 @@ static void reply_status(struct admin *a, struct http_conn *conn,
 	json_object_set_new(root, "uptime_s",
 			    json_real((double)(mono_ms() - a->started_ms) / 1000.0));
 	for (size_t i = 0; i < n; i++) {
-		json_t *l = link_json(a, i, false);
+		json_t *l = link_json(a, i);
 		if (!strcmp(json_string_value(json_object_get(l, "state")), "up"))
 			up++;
 		json_array_append_new(arr, l);
@@ -517,6 +606,8 @@ int admin_alloc(struct admin **ap, const struct admin_config *cfg, char *err,
 	a->lm = cfg->lm;
 	a->sig = cfg->sig;
 	a->started_ms = mono_ms();
+	a->relay_only = cfg->relay_only;
+	a->no_relay = cfg->no_relay;
 	snprintf(a->self_id, sizeof(a->self_id), "%s", cfg->self_id);
 
 	e = sa_set_str(&laddr, cfg->ip, cfg->port);

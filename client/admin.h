@@ -5,6 +5,7 @@
 #ifndef MESH_CLIENT_ADMIN_H
 #define MESH_CLIENT_ADMIN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -20,6 +21,7 @@ struct admin_config {
 	struct peer_table *peers; /* referenced */
 	const struct linkmgr *lm; /* may be NULL at first: admin_set_linkmgr */
 	const struct sigclient *sig; /* may be NULL */
+	bool relay_only, no_relay; /* --relay-only / --no-relay, named in the "why" summaries */
 };
 
 /* Returns 0, or an errno with one line in err (e.g. address in use). */

@@ -199,6 +199,8 @@ int main(int argc, char **argv)
 			.port = app.opt.admin_port,
 			.self_id = app.opt.id,
 			.peers = app.peers,
+			.relay_only = app.opt.relay_only,
+			.no_relay = app.opt.no_relay,
 		};
 		if ((e = admin_alloc(&app.admin, &ac, err, sizeof(err)))) {
 			log_error("main", "%s", err);

@@ -232,11 +232,20 @@ int status_main(int argc, char **argv)
 	json_array_foreach(peers, i, p) {
 		const char *state = jstr(p, "state");
 		json_t *why = json_object_get(p, "why_relayed");
+		json_t *why_not = json_object_get(p, "why_not_up");
+		double down_s = json_number_value(json_object_get(p, "down_s"));
+		char dur[48] = "";
 
+		/* down_s counts from the last time the link was lost: a link
+		 * never up has none to show. */
+		if (down_s > 0)
+			snprintf(dur, sizeof(dur), " for %.1fs", down_s);
 		if (strcmp(state, "up") && jstr(p, "last_down_reason")[0])
-			printf("  %s: %s for %.1fs: %s\n", jstr(p, "peer"), state,
-			       json_number_value(json_object_get(p, "down_s")),
+			printf("  %s: %s%s: %s\n", jstr(p, "peer"), state, dur,
 			       jstr(p, "last_down_reason"));
+		if (why_not)
+			printf("  %s: not up: %s\n", jstr(p, "peer"),
+			       jstr(why_not, "summary"));
 		if (why)
 			printf("  %s: relayed: %s\n", jstr(p, "peer"),
 			       jstr(why, "summary"));
