@@ -32,6 +32,12 @@ enum {
 	DEF_CONNECT_MS       = 2000,
 	DEF_PUBLISH_DEADLINE = 20000,
 	DEF_REFRESH_MS       = 30000,
+	/* The first /v1/coordinators refresh after start or after a
+	 * coordinator stopped answering; the interval then doubles up to
+	 * refresh_ms. A registry rewrites its entries every 2 s and drops a
+	 * dead node 6-8 s after its death (docs/ha.md, "Registry"), so a list
+	 * fetched just then can miss a node or still hold a dead one. */
+	REFRESH_FIRST_MS     = 2000,
 	DEF_PROBE_MS         = 5000,
 	POLL_MARGIN_MS       = 5000,  /* a long poll's deadline: wait + this */
 	REQ_TIMEOUT_MS       = 3000,  /* publish, turn, coordinators: one attempt */
@@ -71,6 +77,10 @@ struct sig_coord {
 	unsigned fails;           /* consecutive failed exchanges */
 	bool up;                  /* the last exchange worked */
 	bool ever_up;
+	/* The last request got no HTTP answer at all (connect refused or
+	 * timed out, reset, no answer in time): the host is taken as gone,
+	 * and its STUN/TURN servers are left out of new ICE sessions. */
+	bool unreach;
 	uint64_t poll_started;
 	/* the health probe during a long poll */
 	struct shttp_req *probe_req;
@@ -139,7 +149,9 @@ struct sigclient {
 	struct list pubs;
 	unsigned npubs;
 	struct tmr refresh_tmr;
+	uint32_t refresh_next;    /* the next refresh interval (doubling) */
 	struct tmr probe_tmr;
+	struct tmr servers_tmr;   /* servers() from a timer */
 	struct sig_seen seen;
 	struct sig_recent recent;
 	struct drop_log drops[DROP_LOG_PEERS];
@@ -239,10 +251,41 @@ static void servers_changed(struct sigclient *sc)
 		sc->h.servers(sc, sc->arg);
 }
 
+static void servers_tmr_h(void *arg)
+{
+	servers_changed(arg);
+}
+
+/* Whether c answered the request that just ended with any HTTP status
+ * (answers) or not at all. When that flips for a coordinator that has
+ * STUN/TURN servers, the set sigclient_ice_servers() offers changes:
+ * tell the application, from a timer (callers are in the middle of
+ * their work, and the handler may free the client). */
+static void coord_reach(struct sig_coord *c, bool answers)
+{
+	bool has_srv = false;
+
+	if (c->unreach == !answers)
+		return;
+	c->unreach = !answers;
+	for (int k = 0; k < SIG_SRV_KINDS; k++)
+		has_srv |= c->nsrv[k] > 0;
+	if (!has_srv)
+		return;
+	if (answers)
+		log_info(COMP, "coordinator %s answers: its STUN/TURN servers are offered to ICE again",
+			 c->url);
+	else
+		log_info(COMP, "coordinator %s gives no answer: its STUN/TURN servers are left out "
+			 "of new ICE sessions until it answers", c->url);
+	tmr_start(&c->sc->servers_tmr, 0, servers_tmr_h, c->sc);
+}
+
 /* --- Coordinator table --------------------------------------------------- */
 
 static void poll_start(struct sig_coord *c);
 static void coord_failed(struct sig_coord *c, const char *why);
+static void refresh_soon(struct sigclient *sc);
 static void turn_fetch(struct sig_coord *c);
 static void list_fetch(struct sig_coord *c);
 static void pub_try_start(struct sig_try *t);
@@ -376,7 +419,9 @@ static int coord_add(struct sigclient *sc, const char *url, bool from_cli,
 	return 0;
 }
 
-static void shared_switch(struct sigclient *sc, bool shared)
+/* prefer: a coordinator that just answered (its list), taken when none
+ * is known to answer polls yet; -1 for none. */
+static void shared_switch(struct sigclient *sc, bool shared, int prefer)
 {
 	if (sc->shared == shared)
 		return;
@@ -391,11 +436,18 @@ static void shared_switch(struct sigclient *sc, bool shared)
 			if (c->used && c->active && (best < 0 || (c->up && !sc->coords[best].up)))
 				best = i;
 		}
+		if (prefer >= 0 && sc->coords[prefer].used && sc->coords[prefer].active &&
+		    (best < 0 || !sc->coords[best].up))
+			best = prefer;
 		sc->cur = best < 0 ? 0 : best;
 		for (int i = 0; i < SIG_COORD_MAX; i++) {
 			if (i != sc->cur)
 				coord_stop(&sc->coords[i]);
 		}
+		struct sig_coord *cur = &sc->coords[sc->cur];
+		if (cur->used && cur->active && !cur->poll_req &&
+		    !tmr_isrunning(&cur->poll_tmr))
+			tmr_start(&cur->poll_tmr, 0, poll_tmr_h, cur);
 	} else {
 		for (int i = 0; i < SIG_COORD_MAX; i++) {
 			struct sig_coord *c = &sc->coords[i];
@@ -408,6 +460,7 @@ static void shared_switch(struct sigclient *sc, bool shared)
 static void coord_ok(struct sig_coord *c)
 {
 	struct sigclient *sc = c->sc;
+	bool was_up = c->up;
 
 	if (!c->up)
 		log_info(COMP, "coordinator %s answers%s", c->url,
@@ -418,7 +471,10 @@ static void coord_ok(struct sig_coord *c)
 		sc->cycle_fails = 0;
 	if (!c->turn_fetched && !c->turn_req && !tmr_isrunning(&c->turn_tmr))
 		turn_fetch(c);
-	if (!c->listed && !c->list_req)
+	/* Its list when we have none from it, and again when it answers
+	 * after a failure (it may have restarted with other servers, and
+	 * the registry may have changed meanwhile). */
+	if ((!c->listed || !was_up) && !c->list_req)
 		list_fetch(c);
 }
 
@@ -448,6 +504,9 @@ static void coord_failed(struct sig_coord *c, const char *why)
 	struct sigclient *sc = c->sc;
 
 	c->fails++;
+	/* The registry is likely to change (this one may be gone). */
+	if (c->up)
+		refresh_soon(sc);
 	if (c->up || !c->ever_up)
 		log_warn(COMP, "coordinator %s does not answer: %s", c->url, why);
 	else
@@ -592,6 +651,7 @@ static void poll_done(int err, const struct shttp_resp *r, void *arg)
 	char why[96];
 
 	c->probe_req = mem_deref(c->probe_req);
+	coord_reach(c, !err);
 	if (err) {
 		sc->st.polls_failed++;
 		snprintf(why, sizeof(why), "poll: %s", strerror(err));
@@ -702,9 +762,25 @@ static void probe_done(int err, const struct shttp_resp *r, void *arg)
 {
 	struct sig_coord *c = arg;
 
+	coord_reach(c, !err);
 	if (!err && r->status == 200)
 		return;
 	coord_failed(c, err ? "health probe failed" : "health probe: not 200");
+}
+
+/* GET /v1/health (no auth) on c, answered to h. */
+static void health_get(struct sig_coord *c, shttp_resp_h *h)
+{
+	char path[SHTTP_PATH_MAX];
+
+	if (c->probe_req || req_path(c, path, sizeof(path), "/v1/health"))
+		return;
+	struct shttp_spec s = {
+		.method = "GET", .path = path,
+		.timeout_ms = PROBE_TIMEOUT_MS, .connect_ms = PROBE_TIMEOUT_MS,
+		.body_max = SIG_SMALL_BODY_MAX,
+	};
+	(void)shttp_request(&c->probe_req, c->pool, &s, h, c);
 }
 
 static void probe_tick(void *arg)
@@ -715,19 +791,23 @@ static void probe_tick(void *arg)
 	tmr_start(&sc->probe_tmr, jitter(sc->probe_ms, 20), probe_tick, sc);
 	for (int i = 0; i < SIG_COORD_MAX; i++) {
 		struct sig_coord *c = &sc->coords[i];
-		char path[SHTTP_PATH_MAX];
-		if (!polled(c) || !c->poll_req || c->probe_req ||
-		    now - c->poll_started < sc->probe_ms)
+		if (!polled(c) || !c->poll_req || now - c->poll_started < sc->probe_ms)
 			continue;
-		if (req_path(c, path, sizeof(path), "/v1/health"))
-			continue;
-		struct shttp_spec s = {
-			.method = "GET", .path = path,
-			.timeout_ms = PROBE_TIMEOUT_MS, .connect_ms = PROBE_TIMEOUT_MS,
-			.body_max = SIG_SMALL_BODY_MAX,
-		};
-		(void)shttp_request(&c->probe_req, c->pool, &s, probe_done, c);
+		health_get(c, probe_done);
 	}
+}
+
+/* A coordinator we do not poll (shared mailbox, not the current one):
+ * only whether it answers, for the servers offered to ICE. Nothing else
+ * changes and nothing is logged but the change of reachability. */
+static void check_done(int err, const struct shttp_resp *r, void *arg)
+{
+	struct sig_coord *c = arg;
+
+	(void)r;
+	coord_reach(c, !err);
+	if (err)
+		c->up = false;
 }
 
 /* --- Coordinators and TURN ----------------------------------------------- */
@@ -763,9 +843,19 @@ static void list_done(int err, const struct shttp_resp *r, void *arg)
 	size_t n = 0;
 	bool changed = false;
 
-	if (err || r->status != 200) {
-		log_debug(COMP, "coordinators from %s: %s", c->url,
-			  err ? strerror(err) : "not 200");
+	coord_reach(c, !err);
+	if (err) {
+		/* No answer at all: for the one we poll that is a failure
+		 * like a dead poll (fail over now, not at the next probe). */
+		log_debug(COMP, "coordinators from %s: %s", c->url, strerror(err));
+		if (polled(c))
+			coord_failed(c, "coordinator list: no answer");
+		else
+			c->up = false;
+		return;
+	}
+	if (r->status != 200) {
+		log_debug(COMP, "coordinators from %s: HTTP %d", c->url, r->status);
 		return;
 	}
 	v = mem_zalloc(sizeof(*v) * SIG_LIST_MAX, NULL);
@@ -816,7 +906,7 @@ static void list_done(int err, const struct shttp_resp *r, void *arg)
 	bool shared = false;
 	for (int i = 0; i < SIG_COORD_MAX; i++)
 		shared |= sc->coords[i].used && sc->coords[i].active && sc->coords[i].listed >= 2;
-	shared_switch(sc, shared);
+	shared_switch(sc, shared, ci_of(c));
 	if (sc->shared) {
 		/* The one we polled left the registry: the next one. */
 		struct sig_coord *cur = &sc->coords[sc->cur];
@@ -854,16 +944,43 @@ static void list_fetch(struct sig_coord *c)
 	(void)shttp_request(&c->list_req, c->pool, &s, list_done, c);
 }
 
+/* The list from every coordinator in use that answers; a health check of
+ * the others we do not poll (is it there? its STUN/TURN servers are
+ * offered to ICE only while it answers). After start and after a
+ * coordinator stopped answering the interval starts at REFRESH_FIRST_MS
+ * and doubles up to refresh_ms. */
 static void refresh_tick(void *arg)
 {
 	struct sigclient *sc = arg;
 
-	tmr_start(&sc->refresh_tmr, jitter(sc->refresh_ms, 10), refresh_tick, sc);
+	tmr_start(&sc->refresh_tmr, jitter(sc->refresh_next, 10), refresh_tick, sc);
+	sc->refresh_next = sc->refresh_next >= sc->refresh_ms / 2 ? sc->refresh_ms :
+		sc->refresh_next * 2;
 	for (int i = 0; i < SIG_COORD_MAX; i++) {
 		struct sig_coord *c = &sc->coords[i];
-		if (c->used && c->active && c->up)
+		if (!c->used || !c->active)
+			continue;
+		if (c->up)
 			list_fetch(c);
+		else if (!polled(c))
+			health_get(c, check_done);
 	}
+}
+
+static uint32_t refresh_first(const struct sigclient *sc)
+{
+	return sc->refresh_ms < REFRESH_FIRST_MS ? sc->refresh_ms : REFRESH_FIRST_MS;
+}
+
+/* The coordinator list may be about to change: refresh it within
+ * REFRESH_FIRST_MS, then at doubling intervals again. */
+static void refresh_soon(struct sigclient *sc)
+{
+	uint32_t first = refresh_first(sc);
+
+	sc->refresh_next = first;
+	if (!tmr_isrunning(&sc->refresh_tmr) || tmr_get_expire(&sc->refresh_tmr) > first)
+		tmr_start(&sc->refresh_tmr, jitter(first, 10), refresh_tick, sc);
 }
 
 static void turn_tick(void *arg)
@@ -876,10 +993,13 @@ static void turn_done(int err, const struct shttp_resp *r, void *arg)
 	struct sig_coord *c = arg;
 	struct sig_turn t;
 
+	coord_reach(c, !err);
 	if (err || r->status != 200 || sig_parse_turn(r->body, r->body_len, &t)) {
 		log_debug(COMP, "TURN credential from %s: %s", c->url,
 			  err ? strerror(err) : "bad answer");
 		tmr_start(&c->turn_tmr, jitter(TURN_RETRY_MS, 20), turn_tick, c);
+		if (err && polled(c))
+			coord_failed(c, "TURN credential: no answer");
 		return;
 	}
 	bool changed = strcmp(c->turn_user, t.user) || strcmp(c->turn_pass, t.pass);
@@ -1038,6 +1158,7 @@ static void pub_done(int err, const struct shttp_resp *r, void *arg)
 	char code[64];
 	uint64_t cur = 0;
 
+	coord_reach(c, !err);
 	if (err) {
 		coord_failed(c, "publish: connection failed");
 		try_retry(t, err, backoff(t->attempts, PUB_RETRY_CAP_MS));
@@ -1257,12 +1378,21 @@ size_t sigclient_ice_servers(struct sigclient *sc, struct ice_server *v,
 			     size_t max)
 {
 	size_t n = 0;
+	bool any_answers = false;
 
 	if (!sc)
 		return 0;
+	/* Servers of coordinators that give no answer are left out, unless
+	 * none answers (then it may be our own network: offer them all). */
+	for (int i = 0; i < SIG_COORD_MAX; i++) {
+		const struct sig_coord *c = &sc->coords[i];
+		if (c->used && c->active && !c->unreach)
+			for (int k = 0; k < SIG_SRV_KINDS; k++)
+				any_answers |= c->nsrv[k] > 0;
+	}
 	for (int i = 0; i < SIG_COORD_MAX; i++) {
 		struct sig_coord *c = &sc->coords[i];
-		if (!c->used || !c->active)
+		if (!c->used || !c->active || (c->unreach && any_answers))
 			continue;
 		const char *user = c->turn_user, *pass = c->turn_pass;
 		if (!c->turn_fetched) {
@@ -1301,6 +1431,7 @@ static void sigclient_destructor(void *arg)
 	sc->closing = true;
 	tmr_cancel(&sc->refresh_tmr);
 	tmr_cancel(&sc->probe_tmr);
+	tmr_cancel(&sc->servers_tmr);
 	while ((le = list_head(&sc->pubs))) {
 		struct sig_pub *p = le->data;
 		p->h = NULL;
@@ -1352,6 +1483,7 @@ int sigclient_alloc(struct sigclient **scp, const struct sigclient_config *cfg,
 	list_init(&sc->pubs);
 	tmr_init(&sc->refresh_tmr);
 	tmr_init(&sc->probe_tmr);
+	tmr_init(&sc->servers_tmr);
 
 	list = strdup(cfg->coordinators);
 	if (!list) {
@@ -1381,7 +1513,15 @@ int sigclient_alloc(struct sigclient **scp, const struct sigclient_config *cfg,
 			tmr_start(&sc->coords[i].poll_tmr, 0, poll_tmr_h,
 				  &sc->coords[i]);
 	}
-	tmr_start(&sc->refresh_tmr, jitter(sc->refresh_ms, 10), refresh_tick, sc);
+	/* The coordinator list at once, beside the first poll (a coordinator
+	 * whose mailbox answers 503 still lists the others), and again soon:
+	 * a node that started a moment ago may not list the rest yet. */
+	for (int i = 0; i < SIG_COORD_MAX; i++) {
+		if (sc->coords[i].used)
+			list_fetch(&sc->coords[i]);
+	}
+	sc->refresh_next = refresh_first(sc);
+	tmr_start(&sc->refresh_tmr, jitter(sc->refresh_next, 10), refresh_tick, sc);
 	tmr_start(&sc->probe_tmr, jitter(sc->probe_ms, 20), probe_tick, sc);
  out:
 	free(list);

@@ -39,8 +39,11 @@ struct sigclient_handlers {
 	/* One verified message, oldest first per coordinator. Required. The
 	 * cursor acknowledging it is sent only after this returns. */
 	void (*message)(const struct sig_msg *m, void *arg);
-	/* The coordinator list or a TURN credential changed: fetch
-	 * sigclient_ice_servers() again. Optional. */
+	/* The coordinator list or a TURN credential changed, or a
+	 * coordinator stopped or started answering: fetch
+	 * sigclient_ice_servers() again. Never called from inside a
+	 * sigclient_* call.
+	 * Optional. */
 	void (*servers)(struct sigclient *sc, void *arg);
 };
 
@@ -52,7 +55,8 @@ struct sigclient_config {
 	uint32_t poll_wait_s;          /* 25 (1..30) */
 	uint32_t connect_timeout_ms;   /* 2000 */
 	uint32_t publish_deadline_ms;  /* 20000: give up a publish after this */
-	uint32_t refresh_ms;           /* 30000: /v1/coordinators */
+	uint32_t refresh_ms;           /* 30000: /v1/coordinators (2, 4, 8, 16 s
+	                                * after start or a failure first) */
 	uint32_t probe_ms;             /* 5000: /v1/health during a long poll */
 };
 
@@ -87,9 +91,10 @@ void sigclient_cancel(struct sigclient *sc, void *arg);
  * is 0, or its own deadline). */
 unsigned sigclient_pending(const struct sigclient *sc);
 
-/* STUN and TURN servers of every coordinator we know, TURN ones with that
- * coordinator's credential. Strings stay valid until the next servers()
- * callback or mem_deref of the client. Returns how many exist. */
+/* STUN and TURN servers of every coordinator we know that answers (of
+ * all of them when none answers), TURN ones with that coordinator's
+ * credential. Strings stay valid until the next servers() callback or
+ * mem_deref of the client. Returns how many exist. */
 size_t sigclient_ice_servers(struct sigclient *sc, struct ice_server *v,
 			     size_t max);
 

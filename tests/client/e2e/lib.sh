@@ -4,7 +4,9 @@
 # namespaces, and checks through each client's admin API (`mesh-client
 # status` and /v1/status) and through forwarded TCP/UDP traffic. Owns only
 # what netlab owns for it (namespaces, processes); every address is in
-# 198.18.0.0/15 or loopback inside a namespace.
+# 198.18.0.0/15 or loopback inside a namespace. e2e_init_ha builds the
+# three-coordinator `--ha` cluster instead (hosts c0..c2, each with
+# redis-server, redis-sentinel and `coordinator --ha`, as tests/ha/cluster.sh).
 # shellcheck shell=bash
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../../netlab/netlab.sh"
@@ -22,6 +24,7 @@ declare -gA E2E_PID=()   # host name -> mesh-client pid
 declare -gA E2E_ID=()    # host name -> peer id
 declare -gA E2E_LOG=()   # host name -> log file
 declare -gA E2E_ARGS=()  # host name -> extra client arguments
+declare -gA E2E_COORDS=() # host name -> --coordinator value (default E2E_COORD_URL)
 
 ok() {
 	e2e_n=$((e2e_n + 1)) e2e_pass=$((e2e_pass + 1))
@@ -86,7 +89,12 @@ e2e_coordinator() {
 	done
 }
 
-# e2e_start HOST ID PEERS_JSON [ARGS...]: mesh-client for peer ID in HOST.
+# e2e_coords HOST URL[,URL...]: the --coordinator value for HOST's client
+# from now on (e2e_start, e2e_restart); without it, E2E_COORD_URL.
+e2e_coords() { E2E_COORDS[$1]=$2; }
+
+# e2e_start HOST ID PEERS_JSON [ARGS...]: mesh-client for peer ID in HOST,
+# given --coordinator E2E_COORDS[HOST] when set, else E2E_COORD_URL.
 e2e_start() {
 	local host=$1 id=$2 peers=$3
 	shift 3
@@ -95,7 +103,7 @@ e2e_start() {
 	printf '%s\n' "$peers" >"$NETLAB_DIR/peers-$host.json"
 	netlab_spawn "$host" "$E2E_CLIENT" --id "$id" \
 		--peers "$NETLAB_DIR/peers-$host.json" \
-		--coordinator "$E2E_COORD_URL" --secret-file "$E2E_SECRET" \
+		--coordinator "${E2E_COORDS[$host]:-$E2E_COORD_URL}" --secret-file "$E2E_SECRET" \
 		--log-level "${E2E_LOG_LEVEL:-info}" "$@"
 	E2E_PID[$host]=$NETLAB_LAST_PID
 	E2E_LOG[$host]=$NETLAB_LAST_LOG
@@ -107,7 +115,7 @@ e2e_restart() {
 	# shellcheck disable=SC2086
 	netlab_spawn "$host" "$E2E_CLIENT" --id "${E2E_ID[$host]}" \
 		--peers "$NETLAB_DIR/peers-$host.json" \
-		--coordinator "$E2E_COORD_URL" --secret-file "$E2E_SECRET" \
+		--coordinator "${E2E_COORDS[$host]:-$E2E_COORD_URL}" --secret-file "$E2E_SECRET" \
 		--log-level "${E2E_LOG_LEVEL:-info}" ${E2E_ARGS[$host]}
 	E2E_PID[$host]=$NETLAB_LAST_PID
 	E2E_LOG[$host]=$NETLAB_LAST_LOG
@@ -241,3 +249,143 @@ e2e_expect() {
 # e2e_no_leftovers: no mesh-client of this run is left (netlab checks
 # namespaces itself at cleanup).
 e2e_log_has() { grep -q -- "$2" "${E2E_LOG[$1]}"; }
+
+# --- three coordinators in HA mode (coordinator --ha + Redis + Sentinel) ----
+# The layout of tests/ha/cluster.sh and docs/ha.md: hosts c0..c2 on the
+# public segment at E2E_HA_IP, each running redis-server, redis-sentinel
+# and `coordinator --ha`, configured by ha/gen-config.sh; c0's Redis starts
+# as the master. E2E_COORD_URL becomes c0's URL.
+E2E_HA_IP=(198.18.0.10 198.18.0.11 198.18.0.12)
+declare -gA E2E_HA_RPID=() E2E_HA_SPID=() E2E_HA_CPID=()
+
+# e2e_ha_url I: coordinator I's HTTP URL.
+e2e_ha_url() { echo "http://${E2E_HA_IP[$1]}:7000"; }
+
+# e2e_init_ha: e2e_init with the cluster instead of the one coordinator:
+# the network, the secret, the three hosts and their processes, until every
+# coordinator answers /v1/ready and lists the other two. Fails the test
+# (exit 1) when the cluster does not come up within 60 s.
+e2e_init_ha() {
+	local i envs t0
+	netlab_require redis-server redis-sentinel redis-cli jq || {
+		notok "tools" "the HA cluster needs redis-server, redis-sentinel, redis-cli and jq (make deps)"
+		exit 1
+	}
+	netlab_init
+	E2E_SECRET=$NETLAB_DIR/root.secret
+	(umask 077 && openssl rand -hex 32 >"$E2E_SECRET")
+	for i in 0 1 2; do netlab_public_host "c$i" "${E2E_HA_IP[i]}"; done
+	E2E_COORD_URL=$(e2e_ha_url 0)
+	E2E_HA_CFG=$NETLAB_DIR/ha
+	# Sentinel's down-after as in tests/ha/cluster.sh (default 3000).
+	bash "$NETLAB_ROOT/ha/gen-config.sh" --secret-file "$E2E_SECRET" --out "$E2E_HA_CFG" \
+		--down-after-ms 2000 --failover-timeout-ms 10000 \
+		--node "c0=${E2E_HA_IP[0]}" --node "c1=${E2E_HA_IP[1]}" --node "c2=${E2E_HA_IP[2]}" >/dev/null
+	E2E_HA_SPW=$(bash "$NETLAB_ROOT/ha/gen-config.sh" --secret-file "$E2E_SECRET" --print-password sentinel)
+	for i in 0 1 2; do
+		netlab_spawn "c$i" redis-server "$E2E_HA_CFG/c$i/redis.conf"
+		E2E_HA_RPID[$i]=$NETLAB_LAST_PID
+	done
+	for i in 0 1 2; do netlab_wait_listen "c$i" tcp 6379 10; done
+	for i in 0 1 2; do
+		netlab_spawn "c$i" redis-sentinel "$E2E_HA_CFG/c$i/sentinel.conf"
+		E2E_HA_SPID[$i]=$NETLAB_LAST_PID
+	done
+	for i in 0 1 2; do netlab_wait_listen "c$i" tcp 26379 10; done
+	for i in 0 1 2; do
+		mapfile -t envs < <(grep -v '^#' "$E2E_HA_CFG/c$i/coordinator.env")
+		# TMPDIR: the relay's scratch folder goes with the run.
+		netlab_spawn "c$i" env "${envs[@]}" TMPDIR="$NETLAB_DIR" "$E2E_COORDINATOR" \
+			--secret-file "$E2E_SECRET" --relay-ports 49152-49407 \
+			--log-level "${E2E_COORD_LOG:-info}"
+		E2E_HA_CPID[$i]=$NETLAB_LAST_PID
+	done
+	t0=$(now_ms)
+	for i in 0 1 2; do
+		until e2e_ha_ready "$i" && e2e_ha_lists "$i" 3; do
+			if ! netlab_alive "${E2E_HA_CPID[$i]}" || (($(now_ms) - t0 > 60000)); then
+				notok "ha cluster" "c$i not ready or not listing three coordinators within 60 s"
+				e2e_finish
+				exit 1
+			fi
+			sleep 0.2
+		done
+	done
+	ok "ha cluster: three coordinators ready and listing each other in $(($(now_ms) - t0)) ms"
+}
+
+# e2e_ha_get I PATH: an unsigned GET to coordinator I from its own host.
+e2e_ha_get() {
+	NETLAB_TIMEOUT=5 netlab_exec "c$1" curl -fsS --max-time 3 "$(e2e_ha_url "$1")$2" 2>/dev/null
+}
+
+# e2e_ha_ready I: coordinator I answers /v1/ready with 200.
+e2e_ha_ready() { e2e_ha_get "$1" /v1/ready >/dev/null; }
+
+# e2e_ha_lists I N: coordinator I's /v1/coordinators lists N entries (a
+# signed request, made by bin/meshreq from I's host as peer "probe").
+e2e_ha_lists() {
+	local body
+	body=$(NETLAB_TIMEOUT=8 netlab_exec "c$1" "$E2E_MESHREQ" --secret-file "$E2E_SECRET" \
+		--peer probe --timeout 3 GET "$(e2e_ha_url "$1")/v1/coordinators" 2>/dev/null) || return 1
+	[[ $(jq '.coordinators | length' <<<"$body" 2>/dev/null) == "$2" ]]
+}
+
+# e2e_ha_serves I J: the shared mailbox works: a publish through
+# coordinator I is accepted (202) and a poll through J answers 200 (signed
+# requests from those hosts, peers "hap" -> "haq"; each publish opens a
+# newer epoch, which purges the earlier ones).
+e2e_ha_serves() {
+	local psig=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+	NETLAB_TIMEOUT=8 netlab_exec "c$1" "$E2E_MESHREQ" --secret-file "$E2E_SECRET" --peer hap \
+		--timeout 5 POST "$(e2e_ha_url "$1")/v1/publish" \
+		"{\"from\":\"hap\",\"to\":\"haq\",\"epoch\":$(now_ms),\"kind\":\"probe\",\"payload\":\"\",\"psig\":\"$psig\"}" \
+		>/dev/null 2>&1 || return 1
+	NETLAB_TIMEOUT=8 netlab_exec "c$2" "$E2E_MESHREQ" --secret-file "$E2E_SECRET" --peer haq \
+		--timeout 5 GET "$(e2e_ha_url "$2")/v1/poll?wait=0" >/dev/null 2>&1
+}
+
+# e2e_ha_topology_ok I...: every Sentinel on these hosts sees the master
+# with two replicas and the other live Sentinels, and none is in TILT mode;
+# before that a failover aborts with "no good replica" (docs/ha.md), and a
+# Sentinel in TILT (its timer stalled over 2 s, e.g. on a loaded machine)
+# does nothing for 30 s.
+e2e_ha_topology_ok() {
+	local i s
+	for i in "$@"; do
+		s=$(NETLAB_TIMEOUT=5 netlab_exec "c$i" redis-cli -h "${E2E_HA_IP[i]}" -p 26379 \
+			-a "$E2E_HA_SPW" --no-auth-warning info sentinel 2>/dev/null) || return 1
+		grep -q '^sentinel_tilt:0' <<<"$s" || return 1
+		s=$(NETLAB_TIMEOUT=5 netlab_exec "c$i" redis-cli --json -h "${E2E_HA_IP[i]}" -p 26379 \
+			-a "$E2E_HA_SPW" --no-auth-warning sentinel master mesh 2>/dev/null) || return 1
+		[[ $(jq -r '."num-other-sentinels"' <<<"$s") -ge $(($# - 1)) ]] || return 1
+		[[ $(jq -r '."num-slaves"' <<<"$s") -ge 2 ]] || return 1
+		s=$(NETLAB_TIMEOUT=5 netlab_exec "c$i" redis-cli --json -h "${E2E_HA_IP[i]}" -p 26379 \
+			-a "$E2E_HA_SPW" --no-auth-warning sentinel replicas mesh 2>/dev/null) || return 1
+		[[ $(jq '[.[] | select(.flags == "slave")] | length' <<<"$s") -ge 2 ]] || return 1
+	done
+}
+
+# e2e_ha_kill_host I: the whole host I dies like a machine losing power:
+# its link goes down first (so no FIN, RST or ICMP leaves it any more),
+# then SIGKILL to its coordinator, Redis and Sentinel and anything else in
+# its namespace. Peers see silence, never a refusal.
+e2e_ha_kill_host() {
+	local i=$1 p
+	local pids=("${E2E_HA_CPID[$i]}" "${E2E_HA_RPID[$i]}" "${E2E_HA_SPID[$i]}")
+	ip -n "$(netlab_ns "c$i")" link set eth0 down
+	# Out of the job table first: bash would report each as "Killed".
+	disown "${pids[@]}" 2>/dev/null || true
+	kill -9 "${pids[@]}" 2>/dev/null || true
+	for p in $(ip netns pids "$(netlab_ns "c$i")" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
+	for p in "${pids[@]}"; do
+		netlab_wait_until 5 "pid $p to end" _nl_dead "$p" || true
+	done
+}
+
+# e2e_ha_index IP: the index of the coordinator host with this address.
+e2e_ha_index() {
+	local i
+	for i in 0 1 2; do [[ ${E2E_HA_IP[i]} == "$1" ]] && { echo "$i"; return 0; }; done
+	return 1
+}

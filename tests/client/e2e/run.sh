@@ -15,14 +15,6 @@ if [[ $(id -u) -ne 0 ]]; then
 	echo "client-e2e: 0 passed, 1 failed"
 	exit 1
 fi
-for t in ip iptables socat curl openssl timeout setsid cmp head; do
-	if ! command -v "$t" >/dev/null 2>&1; then
-		echo "client-e2e: missing tool $t (make deps)" >&2
-		echo "client-e2e: 0 passed, 1 failed"
-		exit 1
-	fi
-done
-
 tests=()
 for a in "$@"; do
 	f=$(ls tests/client/e2e/t-*"${a%.sh}"*.sh 2>/dev/null | head -1)
@@ -34,6 +26,17 @@ for a in "$@"; do
 	tests+=("$f")
 done
 ((${#tests[@]})) || tests=(tests/client/e2e/t-*.sh)
+
+tools=(ip iptables socat curl openssl timeout setsid cmp head)
+# t-70-ha-failover runs three coordinators on Redis + Sentinel.
+[[ " ${tests[*]} " == *t-70-ha-failover* ]] && tools+=(redis-server redis-sentinel redis-cli jq)
+for t in "${tools[@]}"; do
+	if ! command -v "$t" >/dev/null 2>&1; then
+		echo "client-e2e: missing tool $t (make deps)" >&2
+		echo "client-e2e: 0 passed, 1 failed"
+		exit 1
+	fi
+done
 
 cur=
 on_signal() {

@@ -63,6 +63,8 @@ static const struct {
 	{ "live_failover", t_live_failover },
 	{ "live_negotiate", t_live_negotiate },
 	{ "live_ha", t_live_ha },
+	{ "live_ha_late_registry", t_live_ha_late_registry },
+	{ "live_servers_unreachable", t_live_servers_unreachable },
 };
 
 static bool wanted(const char *name, int argc, char **argv, int first)

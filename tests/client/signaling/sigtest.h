@@ -68,5 +68,7 @@ void t_live_servers(void);
 void t_live_failover(void);
 void t_live_negotiate(void);
 void t_live_ha(void);
+void t_live_ha_late_registry(void);
+void t_live_servers_unreachable(void);
 
 #endif

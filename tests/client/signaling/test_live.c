@@ -1087,16 +1087,16 @@ static bool ha_ready(struct coord *c)
 	return false;
 }
 
-void t_live_ha(void)
+/* A Redis master, one replica (--ha waits for a replica to confirm each
+ * write, docs/ha.md) and one Sentinel, all on 127.0.0.1; the Sentinel's
+ * "127.0.0.1:PORT" into sent. */
+static bool ha_backend(char *sent, size_t cap)
 {
-	struct coord c0 = { 0 }, c1 = { 0 };
-	struct cli a, b;
-	char conf[160], rport[8], sport[8], sent[32];
-	uint64_t e = (uint64_t)time(NULL) * 1000;
+	char conf[160], rport[8], sport[8];
 	FILE *f;
 
 	if (!setup_secret())
-		return;
+		return false;
 	uint16_t rp = free_port(), sp = free_port();
 	snprintf(rport, sizeof(rport), "%u", rp);
 	snprintf(sport, sizeof(sport), "%u", sp);
@@ -1118,7 +1118,7 @@ void t_live_ha(void)
 	snprintf(conf, sizeof(conf), "%s/sentinel.conf", g_dir);
 	f = fopen(conf, "w");
 	if (!f)
-		return;
+		return false;
 	fprintf(f, "bind 127.0.0.1\nport %u\ndir %s\nsentinel monitor mesh 127.0.0.1 %u 1\n"
 		"sentinel down-after-milliseconds mesh 1000\n", sp, g_dir, rp);
 	fclose(f);
@@ -1128,7 +1128,22 @@ void t_live_ha(void)
 	CHECK(spawn(sentinel) > 0);
 	for (int i = 0; i < 300 && !tcp_answers(sp); i++)
 		usleep(10000);
-	snprintf(sent, sizeof(sent), "127.0.0.1:%u", sp);
+	snprintf(sent, cap, "127.0.0.1:%u", sp);
+	return tcp_answers(sp);
+}
+
+void t_live_ha(void)
+{
+	struct coord c0 = { 0 }, c1 = { 0 };
+	struct cli a, b;
+	char sent[32];
+	uint64_t e = (uint64_t)time(NULL) * 1000;
+
+	if (!ha_backend(sent, sizeof(sent))) {
+		CHECKF(false, "cannot start redis-server and redis-sentinel");
+		kill_all();
+		return;
+	}
 	if (!coord_start_args(&c0, 0, sent, "c0") || !coord_start_args(&c1, 0, sent, "c1")) {
 		CHECKF(false, "cannot start %s --ha", g_coord_bin);
 		goto out;
@@ -1191,5 +1206,140 @@ void t_live_ha(void)
 	mem_deref(a.sc);
 	mem_deref(b.sc);
  out:
+	kill_all();
+}
+
+/* --- coordinators that come late, and coordinators that go silent ---------- */
+
+struct srv_want {
+	struct cli *c;
+	size_t n;          /* servers offered */
+	const char *only;  /* every one at this address, or NULL */
+};
+
+static bool servers_are(void *arg)
+{
+	struct srv_want *w = arg;
+	struct ice_server v[24];
+	size_t n = sigclient_ice_servers(w->c->sc, v, 24);
+
+	if (n != w->n)
+		return false;
+	for (size_t i = 0; w->only && i < n && i < 24; i++) {
+		if (strcmp(v[i].addr, w->only))
+			return false;
+	}
+	return true;
+}
+
+/* c's /v1/coordinators names id. */
+static bool lists(struct coord *c, const char *id)
+{
+	struct raw x;
+	char q[80];
+
+	snprintf(q, sizeof(q), "\"id\":\"%s\"", id);
+	return raw(c, "w1", "GET", "/v1/coordinators", NULL, &x) == 0 &&
+	       x.status == 200 && strstr(x.body, q);
+}
+
+/* A client told one --ha coordinator that lists only itself (the other
+ * starts later) learns the second one within seconds, not at the next
+ * 30 s refresh: after start the list is fetched again at 2, 4, 8, 16 s.
+ * Then a coordinator the client does not poll (shared mailbox) dies: the
+ * health check beside the refresh finds it, and its STUN/TURN servers
+ * are no longer offered to ICE. */
+void t_live_ha_late_registry(void)
+{
+	struct coord c0 = { 0 }, c1 = { 0 };
+	struct cli a, b;
+	char sent[32], stun0[32];
+	struct sigclient_stats st;
+
+	if (!ha_backend(sent, sizeof(sent))) {
+		CHECKF(false, "cannot start redis-server and redis-sentinel");
+		kill_all();
+		return;
+	}
+	if (!coord_start_args(&c0, 0, sent, "c0")) {
+		CHECKF(false, "cannot start %s --ha", g_coord_bin);
+		goto out;
+	}
+	bool alone = false;
+	for (int i = 0; i < 100 && !alone; i++) {
+		alone = lists(&c0, "c0");
+		if (!alone)
+			run_for(100);
+	}
+	CHECK(alone);
+	CHECK(cli_start(&a, "w1", c0.url)); /* the default refresh: 30 s */
+	CHECK(run_until(reachable, a.sc, 5000));
+	run_for(500);
+	sigclient_stats(a.sc, &st);
+	CHECK(st.coordinators == 1 && !st.shared);
+
+	CHECK(coord_start_args(&c1, 0, sent, "c1"));
+	uint64_t t0 = tmr_jiffies();
+	CHECK(run_until(shared_both, &a, 20000));
+	NOTE("learnt c1 %" PRIu64 " ms after it started", tmr_jiffies() - t0);
+
+	/* b refreshes every second; it polls c0, the one it was told. */
+	g_refresh_ms = 1000;
+	CHECK(cli_start(&b, "w2", c0.url));
+	g_refresh_ms = 0;
+	CHECK(run_until(shared_both, &b, 8000));
+	struct srv_want all = { &b, 6, NULL }; /* stun, turn_udp, turn_tcp each */
+	CHECK(run_until(servers_are, &all, 5000));
+	CHECK(!strcmp(sigclient_current(b.sc), c0.url));
+	unsigned calls = b.servers_calls;
+	coord_kill(&c1);
+	snprintf(stun0, sizeof(stun0), "127.0.0.1:%u", c0.stun);
+	struct srv_want only0 = { &b, 3, stun0 };
+	t0 = tmr_jiffies();
+	CHECK(run_until(servers_are, &only0, 6000));
+	NOTE("c1's servers left out %" PRIu64 " ms after it died", tmr_jiffies() - t0);
+	CHECK(b.servers_calls > calls);
+	CHECK(!strcmp(sigclient_current(b.sc), c0.url));
+	mem_deref(a.sc);
+	mem_deref(b.sc);
+ out:
+	kill_all();
+}
+
+/* Fan-out over two standalone coordinators: the servers of one killed -9
+ * are left out of what ICE is offered (and the application is told);
+ * with both silent all are offered (it may be our own network); one that
+ * answers again is back, with the servers of its new run. */
+void t_live_servers_unreachable(void)
+{
+	struct coord c0 = { 0 }, c1 = { 0 };
+	struct cli a;
+	char list[160], stun[32];
+
+	if (!coord_start(&c0, 0) || !coord_start(&c1, 0)) {
+		CHECKF(false, "cannot start %s", g_coord_bin);
+		kill_all();
+		return;
+	}
+	snprintf(list, sizeof(list), "%s,%s", c0.url, c1.url);
+	CHECK(cli_start(&a, "w1", list));
+	struct srv_want all = { &a, 6, NULL };
+	CHECK(run_until(servers_are, &all, 5000));
+
+	unsigned calls = a.servers_calls;
+	coord_kill(&c0);
+	snprintf(stun, sizeof(stun), "127.0.0.1:%u", c1.stun);
+	struct srv_want only1 = { &a, 3, stun };
+	CHECK(run_until(servers_are, &only1, 8000));
+	CHECK(a.servers_calls > calls);
+
+	coord_kill(&c1);
+	CHECK(run_until(servers_are, &all, 8000));
+
+	CHECK(coord_start(&c0, c0.http)); /* same HTTP port, another STUN port */
+	snprintf(stun, sizeof(stun), "127.0.0.1:%u", c0.stun);
+	struct srv_want only0 = { &a, 3, stun };
+	CHECK(run_until(servers_are, &only0, 10000));
+	mem_deref(a.sc);
 	kill_all();
 }
