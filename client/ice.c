@@ -214,6 +214,40 @@ static int path_send(struct mesh_path *mp, const uint8_t *data, size_t len)
 	return 0;
 }
 
+/* Batches go out in one call only on a host socket (GSO); a relay frames
+ * each datagram (ChannelData) and takes them one by one. */
+static int path_send_batch(struct mesh_path *mp, const uint8_t *data, size_t len, size_t seg,
+			   size_t *sent)
+{
+	struct ice_path *ip = (struct ice_path *)mp;
+	struct ice_session *s = ip->s;
+	struct ice_pair *p = s && s->state == ICE_ST_CONNECTED ? s->sel : NULL;
+	size_t off = 0;
+	int err = 0;
+
+	*sent = 0;
+	if (!data || !len || !seg)
+		return EINVAL;
+	if (p && p->base->ops->send_batch) {
+		err = p->base->ops->send_batch(p->base, &p->rcand->addr, data, len, seg, sent);
+		if (err && err != EAGAIN && err != EWOULDBLOCK && err != ENOBUFS)
+			s->st.tx_errors++;
+		s->st.tx_pkts += (*sent + seg - 1) / seg;
+		s->st.tx_bytes += *sent;
+		return err;
+	}
+	while (off < len) {
+		size_t n = len - off < seg ? len - off : seg;
+
+		err = path_send(mp, data + off, n);
+		if (err)
+			break;
+		off += n;
+	}
+	*sent = off;
+	return err;
+}
+
 static void path_destructor(void *arg)
 {
 	(void)arg;
@@ -775,6 +809,7 @@ int ice_session_alloc(struct ice_session **sp, const struct ice_config *cfg,
 			goto out;
 		}
 		s->path->mp.send = path_send;
+		s->path->mp.send_batch = path_send_batch;
 		s->path->mp.mtu = ICE_PATH_MTU_INITIAL;
 		s->path->s = s;
 	}

@@ -3,10 +3,16 @@
  * RFC 8656), plus the demultiplexer every base feeds: STUN goes to the
  * check engine, anything else is a datagram for the path. Owns sockets and
  * TURN clients only; it must not decide anything about pairs or the path. */
+#include <errno.h>
 #include <string.h>
 
 #include "client/ice_int.h"
+#include "client/udp_batch.h"
 #include "common/log.h"
+
+/* Host sockets: reads per readiness event before the loop moves on (each
+ * may hold a GRO train of up to 64 datagrams), and the read buffer. */
+enum { HOST_RX_READS = 16, HOST_RX_BUF = 65536 };
 
 /* STUN timers for our TURN clients: RFC 8489 6.2.1 defaults (initial RTO
  * 500 ms, Rc = 7, Rm = 16) and 6.2.2 (Ti = 39.5 s over TCP). */
@@ -34,6 +40,7 @@ static void base_destructor(void *arg)
 		b->ops->shutdown(b);
 	list_unlink(&b->le);
 	mem_deref(b->rx);
+	mem_deref(b->rxbuf);
 }
 
 /* A base of the given kind, appended to s->bases (which owns it). */
@@ -138,6 +145,24 @@ static int host_send(struct ice_base *b, const struct sa *dst, struct mbuf *mb)
 	return udp_send(b->us, dst, mb);
 }
 
+static int host_send_batch(struct ice_base *b, const struct sa *dst, const uint8_t *p,
+			   size_t len, size_t seg, size_t *sent)
+{
+	*sent = 0;
+	if (b->dead || !b->us)
+		return ENOTCONN;
+	bool had_gso = b->gso;
+	int err = udp_batch_send(udp_sock_fd(b->us, sa_af(dst)), dst, p, len, seg, &b->gso, sent);
+	if (had_gso && !b->gso) {
+		char la[64];
+
+		re_snprintf(la, sizeof(la), "%J", &b->laddr);
+		log_info("ice", "%s: UDP GSO refused on %s, sending datagrams one by one",
+			 b->s->name, la);
+	}
+	return err;
+}
+
 static void host_shutdown(struct ice_base *b)
 {
 	b->us = mem_deref(b->us);
@@ -148,11 +173,76 @@ static const struct ice_base_ops host_ops = {
 	.permit = NULL,
 	.bind = NULL,
 	.shutdown = host_shutdown,
+	.send_batch = host_send_batch,
 };
 
 static void base_udp_recv(const struct sa *src, struct mbuf *mb, void *arg)
 {
 	ice_base_recv(arg, src, mb);
+}
+
+static bool looks_like_stun(const uint8_t *p, size_t n)
+{
+	return n >= STUN_HEADER_SIZE && (p[0] & 0xc0) == 0 && p[4] == 0x21 && p[5] == 0x12 &&
+	       p[6] == 0xa4 && p[7] == 0x42;
+}
+
+/* One datagram of a read. QUIC's share goes through a window on the read
+ * buffer; STUN gets an mbuf of its own, since a decoded STUN message
+ * holds a reference to its buffer. */
+static void host_deliver(struct ice_base *b, const struct sa *src, size_t off, size_t n)
+{
+	struct mbuf *rb = b->rxbuf;
+
+	if (looks_like_stun(rb->buf + off, n)) {
+		struct mbuf *mb = mbuf_alloc(n);
+
+		if (!mb || mbuf_write_mem(mb, rb->buf + off, n)) {
+			mem_deref(mb);
+			return;
+		}
+		mb->pos = 0;
+		ice_base_recv(b, src, mb);
+		mem_deref(mb);
+		return;
+	}
+	rb->pos = off;
+	rb->end = off + n;
+	ice_base_recv(b, src, rb);
+}
+
+/* Replaces libre's read handler of the host socket (one recvfrom per
+ * readiness event): up to HOST_RX_READS reads, each maybe a GRO train. */
+static void host_rx(int flags, void *arg)
+{
+	struct ice_base *b = arg;
+
+	(void)flags;
+	mem_ref(b);
+	for (int i = 0; i < HOST_RX_READS && !b->dead && b->us; i++) {
+		struct sa src;
+		size_t seg;
+		ssize_t n;
+
+		if (!b->rxbuf || mem_nrefs(b->rxbuf) > 1) {
+			/* Someone kept the old buffer: leave it to them. */
+			b->rxbuf = mem_deref(b->rxbuf);
+			b->rxbuf = mbuf_alloc(HOST_RX_BUF);
+			if (!b->rxbuf)
+				break;
+		}
+		memset(&src, 0, sizeof(src));
+		n = udp_batch_recv(udp_sock_fd(b->us, sa_af(&b->laddr)), b->rxbuf->buf,
+				   b->rxbuf->size, &src, &seg);
+		if (n < 0) {
+			if (errno == EMSGSIZE)
+				continue; /* larger than any datagram we take */
+			break;        /* EAGAIN: drained; errors: next event */
+		}
+		for (size_t off = 0; off < (size_t)n && !b->dead && b->rxbuf; off += seg)
+			host_deliver(b, &src, off, (size_t)n - off < seg ? (size_t)n - off : seg);
+	}
+	mem_deref(b);
 }
 
 int ice_base_host_alloc(struct ice_base **bp, struct ice_session *s,
@@ -175,6 +265,21 @@ int ice_base_host_alloc(struct ice_base **bp, struct ice_session *s,
 	err = udp_local_get(b->us, &b->laddr);
 	if (err)
 		goto out;
+	/* Our reader in place of libre's: batched reads, GRO trains. libre
+	 * keeps the socket and closes it (fd_close) with b->us. */
+	{
+		int fd = udp_sock_fd(b->us, sa_af(&b->laddr));
+
+		if (fd < 0) {
+			err = EBADF;
+			goto out;
+		}
+		(void)udp_batch_gro_enable(fd);
+		err = fd_listen(fd, FD_READ, host_rx, b);
+		if (err)
+			goto out;
+	}
+	b->gso = true;
 	b->ready = true;
 
  out:

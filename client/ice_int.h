@@ -83,6 +83,11 @@ struct ice_base_ops {
 	void (*bind)(struct ice_base *b, const struct sa *dst);
 	/* Releases the socket or allocation; the base object stays. */
 	void (*shutdown)(struct ice_base *b);
+	/* Optional: len bytes as datagrams of seg bytes (the last may be
+	 * shorter) to dst in as few system calls as it can. Returns 0 or an
+	 * errno with *sent the bytes of whole datagrams that went. */
+	int (*send_batch)(struct ice_base *b, const struct sa *dst, const uint8_t *p, size_t len,
+			  size_t seg, size_t *sent);
 };
 
 struct ice_srv {
@@ -108,6 +113,8 @@ struct ice_base {
 	bool pending;              /* counted in s->gather_pending */
 	char err[96];              /* why it failed, for logs and admin */
 	struct udp_sock *us;       /* host and relay-udp socket */
+	struct mbuf *rxbuf;        /* host: batched reads (GRO), reused */
+	bool gso;                  /* host: UDP GSO still works on us */
 	struct turnc *turnc;       /* relays: the TURN client */
 	struct tcp_conn *tc;       /* relay-tcp/tls: connection to the server */
 	struct tls_conn *tlsc;     /* relay-tls: TLS on tc */

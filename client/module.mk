@@ -6,7 +6,7 @@
 QUIC_RE_CFLAGS := $(shell pkg-config --cflags libre) -DHAVE_INTTYPES_H -DHAVE_STDBOOL_H -DHAVE_INET6
 CFLAGS_client_ += $(QUIC_RE_CFLAGS)
 CFLAGS_tests_client_quic_ += $(QUIC_RE_CFLAGS)
-CLIENT_QUIC_OBJS := $(BUILD)/client/quic.o $(BUILD)/client/quic_tls.o
+CLIENT_QUIC_OBJS := $(BUILD)/client/quic.o $(BUILD)/client/quic_tls.o $(BUILD)/client/hrtimer.o
 CLIENT_QUIC_LIBS := $(shell pkg-config --libs libngtcp2_crypto_gnutls libngtcp2 gnutls libre)
 QUIC_TEST  := $(BIN)/quic-test
 QUIC_BENCH := $(BIN)/quic-bench
@@ -69,7 +69,7 @@ ICE_RE_CFLAGS := $(shell pkg-config --cflags libre) -DHAVE_INTTYPES_H -DHAVE_STD
 ICE_CFLAGS_BEFORE := $(CFLAGS_client_)
 CFLAGS_client_ += $(filter-out $(ICE_CFLAGS_BEFORE),$(ICE_RE_CFLAGS))
 CFLAGS_tests_client_ice_ += $(ICE_RE_CFLAGS)
-CLIENT_ICE_OBJS := $(BUILD)/client/ice.o $(BUILD)/client/ice_base.o \
+CLIENT_ICE_OBJS := $(BUILD)/client/ice.o $(BUILD)/client/ice_base.o $(BUILD)/client/udp_batch.o \
 	$(BUILD)/client/ice_check.o $(BUILD)/client/ice_desc.o \
 	$(BUILD)/client/turn_tcp.o
 CLIENT_ICE_LIBS := $(shell pkg-config --libs libre) -lssl -lcrypto -lpthread

@@ -25,6 +25,7 @@
 #include <ngtcp2/ngtcp2_crypto.h>
 #include <ngtcp2/ngtcp2_crypto_gnutls.h>
 
+#include "client/hrtimer.h"
 #include "client/quic.h"
 #include "client/quic_int.h"
 #include "common/log.h"
@@ -111,6 +112,10 @@
 
 /* Retry a packet the path refused (EAGAIN) after this long. */
 #define QUIC_BLOCKED_RETRY_MS 1
+/* Packets written together and handed to the path in one batch (UDP
+ * GSO: at most 64 segments and 64 KiB in all). */
+#define QUIC_BATCH_PKTS 64
+#define QUIC_BATCH_BYTES 65000
 
 /* --- Types --------------------------------------------------------------- */
 
@@ -172,14 +177,16 @@ struct quic_conn {
 	ngtcp2_cc_algo cc;
 	ngtcp2_conn *conn;          /* NULL on a server until the first Initial */
 	struct quic_tls tls;        /* GnuTLS session bound to conn */
-	struct tmr tmr;             /* the one timer: expiry, pacing, deferred flush */
+	struct tmr tmr;             /* deferred flush (0 ms) and millisecond deadlines */
+	struct hrtimer *pace;       /* deadlines under a millisecond (pacing) */
 	struct sockaddr_in vlocal;  /* fixed virtual addresses ngtcp2 sees */
 	struct sockaddr_in vremote;
 	ngtcp2_path vpath;
 	size_t pktsz;               /* max UDP payload we send */
-	uint8_t *txbuf;             /* one packet (pktsz) */
-	uint8_t *blocked;           /* a packet the path refused; sent first */
-	size_t blocked_len;
+	uint8_t *txbuf;             /* a batch: up to batch_max packets */
+	size_t batch_max;           /* packets per batch (one GSO send) */
+	uint8_t *blocked;           /* what the path refused; sent first */
+	size_t blocked_len, blocked_seg;
 	uint8_t *closepkt;          /* our CONNECTION_CLOSE, for resends */
 	size_t closepkt_len;
 	unsigned close_resends;
@@ -855,23 +862,55 @@ static int qc_new_ngtcp2(struct quic_conn *qc, const ngtcp2_pkt_hd *hd)
 
 /* --- Output -------------------------------------------------------------- */
 
-/* Returns false when the path cannot take more now (packet kept). */
-static bool qc_send(struct quic_conn *qc, const uint8_t *p, size_t n)
+static bool would_block(int err)
 {
-	int err;
+	return err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS ||
+	       err == -EAGAIN || err == -EWOULDBLOCK || err == -ENOBUFS;
+}
 
-	if (!qc->path || !qc->path->send)
+/* Sends len bytes of packets of seg bytes (the last may be shorter).
+ * Returns false when the path cannot take more now: what it refused is
+ * kept in qc->blocked and goes first next time. Other errors count as
+ * sent: the packets are lost and QUIC recovers. */
+static bool qc_send_batch(struct quic_conn *qc, const uint8_t *p, size_t len, size_t seg)
+{
+	size_t off = 0;
+	int err = 0;
+
+	if (!qc->path || !qc->path->send || !len)
 		return true; /* nowhere to go: the packet is lost, QUIC recovers */
-	err = qc->path->send(qc->path, p, n);
-	if (err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS ||
-	    err == -EAGAIN || err == -EWOULDBLOCK || err == -ENOBUFS) {
-		memcpy(qc->blocked, p, n);
-		qc->blocked_len = n;
+	if (qc->path->send_batch && len > seg) {
+		size_t sent = 0;
+
+		err = qc->path->send_batch(qc->path, p, len, seg, &sent);
+		off = err ? sent : len;
+	}
+	else {
+		while (off < len) {
+			size_t n = len - off < seg ? len - off : seg;
+
+			err = qc->path->send(qc->path, p + off, n);
+			if (would_block(err))
+				break;
+			off += n;
+		}
+	}
+	if (err && !would_block(err))
+		off = len;
+	qc->st.tx_pkts += (off + seg - 1) / seg;
+	qc->st.tx_bytes += off;
+	if (off < len) {
+		memmove(qc->blocked, p + off, len - off);
+		qc->blocked_len = len - off;
+		qc->blocked_seg = seg;
 		return false;
 	}
-	qc->st.tx_pkts++;
-	qc->st.tx_bytes += n;
 	return true;
+}
+
+static bool qc_send(struct quic_conn *qc, const uint8_t *p, size_t n)
+{
+	return qc_send_batch(qc, p, n, n);
 }
 
 static void qc_timeout(void *arg);
@@ -881,6 +920,7 @@ static void qc_arm(struct quic_conn *qc)
 	ngtcp2_tstamp expiry, now;
 	uint64_t ms;
 
+	hrtimer_cancel(qc->pace);
 	if (qc->terminated || !qc->conn) {
 		tmr_cancel(&qc->tmr);
 		return;
@@ -895,8 +935,13 @@ static void qc_arm(struct quic_conn *qc)
 		return;
 	}
 	now = now_ns();
-	/* libre timers have millisecond resolution: round up. (Firing early
-	 * and spinning for sub-millisecond deadlines measured no better.) */
+	if (expiry > now && expiry - now < NGTCP2_MILLISECONDS) {
+		/* Pacing: libre's timers would round this up to a whole
+		 * millisecond and cap the rate at a quantum per ms. */
+		tmr_cancel(&qc->tmr);
+		(void)hrtimer_start(qc->pace, expiry - now);
+		return;
+	}
 	ms = expiry <= now ? 0 : (expiry - now + NGTCP2_MILLISECONDS - 1) /
 		NGTCP2_MILLISECONDS;
 	tmr_start(&qc->tmr, ms, qc_timeout, qc);
@@ -995,7 +1040,7 @@ static void qc_write(struct quic_conn *qc)
 		size_t n = qc->blocked_len;
 
 		qc->blocked_len = 0;
-		if (!qc_send(qc, qc->blocked, n))
+		if (!qc_send_batch(qc, qc->blocked, n, qc->blocked_seg))
 			return;
 	}
 
@@ -1010,8 +1055,13 @@ static void qc_write(struct quic_conn *qc)
 
 	ngtcp2_path_storage_zero(&ps);
 	qc->in_ngtcp2++;
+	/* Packets go out in batches of equal-sized packets (the last may be
+	 * shorter) written one after the other into txbuf: one system call
+	 * per batch where the path has UDP GSO. */
+	size_t blen = 0, bseg = 0, bn = 0;
 	for (;;) {
 		struct le *le = list_head(&qc->sendq);
+		uint8_t *out = qc->txbuf + blen;
 		struct cstream *s = le ? le->data : NULL;
 		struct dgram *d = list_ledata(list_head(&qc->dgrams));
 		ngtcp2_ssize nwrite, ndatalen = -1;
@@ -1026,7 +1076,7 @@ static void qc_write(struct quic_conn *qc)
 			int accepted = 0;
 
 			nwrite = ngtcp2_conn_writev_datagram(qc->conn, &ps.path,
-					&pi, qc->txbuf, qc->pktsz, &accepted,
+					&pi, out, qc->pktsz, &accepted,
 					NGTCP2_WRITE_DATAGRAM_FLAG_MORE, 0,
 					&dv, 1, ts);
 			if (accepted) {
@@ -1073,7 +1123,7 @@ static void qc_write(struct quic_conn *qc)
 		}
 
 		nwrite = ngtcp2_conn_writev_stream(qc->conn, &ps.path, &pi,
-						   qc->txbuf, qc->pktsz,
+						   out, qc->pktsz,
 						   &ndatalen, flags,
 						   s ? s->id : -1,
 						   nvec ? vec : NULL, nvec, ts);
@@ -1117,11 +1167,34 @@ static void qc_write(struct quic_conn *qc)
 		if (nwrite == 0)
 			break; /* nothing more, or congestion/flow limited */
  send:
-		if (!qc_send(qc, qc->txbuf, (size_t)nwrite))
-			break;
-		if (++npkts >= max_pkts)
-			break;
+		if (bn && (size_t)nwrite > bseg) {
+			/* Larger than the batch's packets: the batch goes
+			 * first, this packet starts the next one. */
+			if (!qc_send_batch(qc, qc->txbuf, blen, bseg)) {
+				/* The path is full: this packet is lost like
+				 * one the network drops; QUIC resends it. */
+				blen = bn = 0;
+				break;
+			}
+			memmove(qc->txbuf, out, (size_t)nwrite);
+			blen = bn = 0;
+		}
+		if (bn == 0)
+			bseg = (size_t)nwrite;
+		blen += (size_t)nwrite;
+		bn++;
+		++npkts;
+		/* A short packet ends a batch; so does a full one. */
+		if ((size_t)nwrite < bseg || bn >= qc->batch_max || npkts >= max_pkts) {
+			bool ok = qc_send_batch(qc, qc->txbuf, blen, bseg);
+
+			blen = bn = 0;
+			if (!ok || npkts >= max_pkts)
+				break;
+		}
 	}
+	if (blen)
+		(void)qc_send_batch(qc, qc->txbuf, blen, bseg);
 	ngtcp2_conn_update_pkt_tx_time(qc->conn, ts);
 	qc->in_ngtcp2--;
 }
@@ -1189,6 +1262,7 @@ static void qc_terminate(struct quic_conn *qc, enum quic_event ev,
 	qc->terminated = true;
 	qc->connected_pending = false;
 	tmr_cancel(&qc->tmr);
+	hrtimer_cancel(qc->pace);
 	while (qc->dgrams.head)
 		dgram_pop(qc, qc->dgrams.head->data);
 
@@ -1683,6 +1757,7 @@ static void qc_destructor(void *arg)
 	struct le *le;
 
 	tmr_cancel(&qc->tmr);
+	qc->pace = mem_deref(qc->pace);
 	if (qc->path && qc->path->recv_arg == qc) {
 		qc->path->recv = NULL;
 		qc->path->recv_arg = NULL;
@@ -1773,12 +1848,21 @@ int quic_conn_alloc(struct quic_conn **qcp, const struct quic_config *cfg,
 	qc->pktsz = path->mtu > QUIC_MIN_UDP_PAYLOAD ? path->mtu : QUIC_MIN_UDP_PAYLOAD;
 	if (qc->pktsz > QUIC_MAX_UDP_PAYLOAD)
 		qc->pktsz = QUIC_MAX_UDP_PAYLOAD;
-	qc->txbuf = mem_alloc(qc->pktsz, NULL);
-	qc->blocked = mem_alloc(qc->pktsz, NULL);
+	/* UDP GSO takes up to 64 segments of at most 64 KiB in all. */
+	qc->batch_max = QUIC_BATCH_BYTES / qc->pktsz;
+	if (qc->batch_max > QUIC_BATCH_PKTS)
+		qc->batch_max = QUIC_BATCH_PKTS;
+	if (qc->batch_max < 1)
+		qc->batch_max = 1;
+	qc->txbuf = mem_alloc(qc->batch_max * qc->pktsz, NULL);
+	qc->blocked = mem_alloc(qc->batch_max * qc->pktsz, NULL);
 	if (!qc->txbuf || !qc->blocked) {
 		err = ENOMEM;
 		goto out;
 	}
+	err = hrtimer_alloc(&qc->pace, qc_timeout, qc);
+	if (err)
+		goto out;
 
 	/* The virtual path: loopback addresses that never reach a socket.
 	 * Only their constancy matters (ngtcp2 would see a change as a
