@@ -56,11 +56,16 @@ static int parse_positive(const char *val, void *dst, char *err, size_t errlen)
 	return 0;
 }
 
+/* "auto" (0): chosen by mailbox at start (coordinator/main.c). */
 static int parse_threads(const char *val, void *dst, char *err, size_t errlen)
 {
 	unsigned v;
+	if (strcmp(val, "auto") == 0) {
+		*(unsigned *)dst = 0;
+		return 0;
+	}
 	if (parse_count(val, 16, &v, err, errlen) || v == 0) {
-		snprintf(err, errlen, "must be 1..16");
+		snprintf(err, errlen, "must be 1..16 or auto");
 		return -1;
 	}
 	*(unsigned *)dst = v;
@@ -204,7 +209,7 @@ enum opts_result coord_config_parse(struct coord_config *cfg, int argc, char **a
 		{ "request-timeout", "S", "10", "seconds for a request to arrive once its first byte did", opt_parse_seconds, &cfg->request_timeout_s },
 		{ "idle-timeout", "S", "60", "seconds a kept-alive connection may idle between requests", opt_parse_seconds, &cfg->idle_timeout_s },
 		{ "max-queued-mb", "N", "512", "bound on queued payload memory, MiB", parse_positive, &cfg->max_queued_mb },
-		{ "http-threads", "N", "2", "HTTP worker threads for the in-memory mailbox (1..16)", parse_threads, &cfg->http_threads },
+		{ "http-threads", "N", "auto", "HTTP event loops (1..16; auto: 2 with the in-memory mailbox, 1 with Redis)", parse_threads, &cfg->http_threads },
 		{ "max-nonces", "N", "20000000", "bound on nonces remembered against replay", parse_positive, &cfg->max_nonces },
 	};
 	enum opts_result r = opts_parse(table, sizeof(table) / sizeof(table[0]), argc, argv, 1,

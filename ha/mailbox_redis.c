@@ -323,29 +323,83 @@ static bool is_count(const redisReply *r)
 	return r && r->type == REDIS_REPLY_INTEGER && r->integer >= 0 && r->integer <= 1000000;
 }
 
-/* One message's result within the batch's answer. */
+/* A stream id "<ms>-<n>" with n < SEQ_PER_MS, as a seq (scripts.c). */
+static bool stream_id_seq(const char *s, size_t len, uint64_t *ms, uint64_t *seq)
+{
+	if (len > 41)
+		return false;
+	const char *dash = memchr(s, '-', len);
+	uint64_t n;
+	if (!dash || !parse_dec(s, (size_t)(dash - s), 20, (UINT64_MAX - SEQ_PER_MS) / SEQ_PER_MS, ms) ||
+	    !parse_dec(dash + 1, (size_t)(s + len - dash - 1), 4, SEQ_PER_MS - 1, &n))
+		return false;
+	*seq = *ms * SEQ_PER_MS + n;
+	return true;
+}
+
+/* Splits "w1 w2 ..." (single spaces, no empty words) into at most max
+ * words; returns how many, or -1 when malformed or longer. */
+static int split_words(const char *s, size_t len, const char *w[], size_t wl[], int max)
+{
+	int n = 0;
+	size_t i = 0;
+
+	while (i < len) {
+		size_t j = i;
+		while (j < len && s[j] != ' ')
+			j++;
+		if (j == i || n == max)
+			return -1;
+		w[n] = s + i;
+		wl[n] = j - i;
+		n++;
+		if (j == len)
+			break;
+		i = j + 1;
+		if (i == len)
+			return -1; /* trailing space */
+	}
+	return n;
+}
+
+static bool word_is(const char *w, size_t wl, const char *lit)
+{
+	return wl == strlen(lit) && memcmp(w, lit, wl) == 0;
+}
+
+/* A count the script reported (purged, expired). */
+static bool word_count(const char *w, size_t wl, uint64_t *out)
+{
+	return parse_dec(w, wl, 7, 1000000, out);
+}
+
+/* One message's result within the batch's answer (scripts.c, publish). */
 static void publish_result(struct op *op, redisReply *r)
 {
 	struct mailbox_redis *m = op->m;
-	if (r->type != REDIS_REPLY_ARRAY) {
+	const char *w[5];
+	size_t wl[5];
+	uint64_t a, b;
+	int n;
+
+	if (!is_str(r)) {
 		publish_finish(op, error_status(m, r, "publish"));
 		return;
 	}
-	if (r->elements < 1 || !is_str(r->element[0]))
+	n = split_words(r->str, (size_t)r->len, w, wl, 5);
+	if (n < 1)
 		goto bad;
-	const char *tag = r->element[0]->str;
-	if (op->nonce[0] && strcmp(tag, "replay") != 0)
+	if (op->nonce[0] && !word_is(w[0], wl[0], "replay"))
 		replay_redis_count_fresh(ha_thread_replay(m->ha));
-	if (strcmp(tag, "ok") == 0 && r->elements == 5) {
-		redisReply *g = r->element[1], *seq = r->element[2];
-		if (!is_str(g) || !is_hex(g->str, (size_t)g->len, 1, 16) || !is_str(seq) ||
-		    !parse_dec(seq->str, (size_t)seq->len, 20, UINT64_MAX, NULL) ||
-		    !is_count(r->element[3]) || !is_count(r->element[4]))
+	if (n == 5 && word_is(w[0], wl[0], "ok")) {
+		uint64_t ms, seq;
+		if (!is_hex(w[1], wl[1], 1, 16) || !stream_id_seq(w[2], wl[2], &ms, &seq) ||
+		    !word_count(w[3], wl[3], &a) || !word_count(w[4], wl[4], &b))
 			goto bad;
-		m->stats.purged_total += (uint64_t)r->element[3]->integer;
-		m->stats.expired_total += (uint64_t)r->element[4]->integer;
+		m->stats.purged_total += a;
+		m->stats.expired_total += b;
 		op->pres.status = MB_OK;
-		snprintf(op->pres.id, sizeof(op->pres.id), "%s-%s", g->str, seq->str);
+		snprintf(op->pres.id, sizeof(op->pres.id), "%.*s-%" PRIu64, (int)wl[1], w[1], seq);
 		if (m->cfg.wait_replicas) {
 			barrier_add(op);
 			return;
@@ -353,34 +407,35 @@ static void publish_result(struct op *op, redisReply *r)
 		publish_finish(op, MB_OK);
 		return;
 	}
-	if (strcmp(tag, "stale") == 0 && r->elements == 2) {
-		uint64_t cur;
-		redisReply *c = r->element[1];
-		if (!is_str(c) || !parse_dec(c->str, (size_t)c->len, 16, EPOCH_MAX, &cur))
+	if (n == 2 && word_is(w[0], wl[0], "stale")) {
+		if (!parse_dec(w[1], wl[1], 16, EPOCH_MAX, &a))
 			goto bad;
 		op->pres.status = MB_STALE;
-		op->pres.epoch = cur;
+		op->pres.epoch = a;
 		publish_finish(op, MB_STALE);
 		return;
 	}
-	if (strcmp(tag, "full") == 0 && r->elements == 2 && is_count(r->element[1])) {
-		m->stats.expired_total += (uint64_t)r->element[1]->integer;
+	if (n == 2 && word_is(w[0], wl[0], "full") && word_count(w[1], wl[1], &a)) {
+		m->stats.expired_total += a;
 		publish_finish(op, MB_FULL);
 		return;
 	}
-	if (strcmp(tag, "replay") == 0 && r->elements == 1) {
+	if (n == 1 && word_is(w[0], wl[0], "replay")) {
 		publish_finish(op, MB_REPLAY);
 		return;
 	}
-	if (strcmp(tag, "busy") == 0 && r->elements == 3 && is_count(r->element[1]) &&
-	    is_count(r->element[2])) {
-		m->stats.purged_total += (uint64_t)r->element[1]->integer;
-		m->stats.expired_total += (uint64_t)r->element[2]->integer;
+	if (n == 3 && word_is(w[0], wl[0], "busy") && word_count(w[1], wl[1], &a) &&
+	    word_count(w[2], wl[2], &b)) {
+		m->stats.purged_total += a;
+		m->stats.expired_total += b;
 		publish_finish(op, MB_OVERLOADED);
 		return;
 	}
 bad:
-	publish_finish(op, error_status(m, r, "publish"));
+	ha_ctr(m->ha)->err_protocol++;
+	if (log_now(m))
+		log_error("ha", "publish: Redis answered %.200s", r->str);
+	publish_finish(op, MB_UNAVAILABLE);
 }
 
 static void pbatch_reply(redisReply *r, void *arg)
@@ -566,19 +621,10 @@ static void ack_minid(uint64_t seq, char *out, size_t len)
 	snprintf(out, len, "%" PRIu64 "-%" PRIu64, next / SEQ_PER_MS, next % SEQ_PER_MS);
 }
 
-/* A stream id "<ms>-<n>" with n < SEQ_PER_MS, as a seq. */
+/* A stream id reply "<ms>-<n>" with n < SEQ_PER_MS, as a seq. */
 static bool stream_seq(const redisReply *r, uint64_t *ms, uint64_t *seq)
 {
-	if (!is_str(r) || r->len > 41)
-		return false;
-	const char *dash = memchr(r->str, '-', (size_t)r->len);
-	uint64_t n;
-	if (!dash || !parse_dec(r->str, (size_t)(dash - r->str), 20,
-				(UINT64_MAX - SEQ_PER_MS) / SEQ_PER_MS, ms) ||
-	    !parse_dec(dash + 1, (size_t)(r->str + r->len - dash - 1), 4, SEQ_PER_MS - 1, &n))
-		return false;
-	*seq = *ms * SEQ_PER_MS + n;
-	return true;
+	return is_str(r) && stream_id_seq(r->str, (size_t)r->len, ms, seq);
 }
 
 static bool kind_ok(const char *s, size_t len)

@@ -72,10 +72,14 @@
  * already). The publishes of one event-loop turn travel together; each
  * is applied on its own, in order, exactly as if it were alone (a batch
  * is as atomic as each of its messages).
- * -> one result per message:
- *    {"ok", gen, seq, purged, expired} | {"stale", current} |
- *    {"full", expired} | {"busy", purged, expired} | {"replay"}
- *    (busy: 1024 ids in one millisecond; replay: the nonce was used,
+ * -> one result per message, a string of words separated by one space
+ *    (one reply object per message is cheaper on both sides than an
+ *    array of them): "ok <gen> <stream id> <purged> <expired>" |
+ *    "stale <current>" | "full <expired>" | "busy <purged> <expired>" |
+ *    "replay"
+ *    (the coordinator turns the stream id "<ms>-<n>" into the seq
+ *    ms * 1024 + n; busy: 1024 ids in one millisecond; replay: the nonce
+ *    was used,
  *    recorded as replay.lua does)
  * The outcome of each is decided before anything changes, so a refusal
  * leaves the queue and the epoch as they were (expired messages aside,
@@ -85,55 +89,61 @@ static const char publish_lua[] = PRELUDE
 	"local ttl, cap, chan = tonumber(ARGV[3]), tonumber(ARGV[5]), ARGV[6]\n"
 	"local g = generation(ARGV[2])\n"
 	"local wake = {}\n"
+	/* The exact purge list: what from queued for sk below epoch. */
+	"local function scan(sk, from, epoch)\n"
+	"  local purge = {}\n"
+	"  for _, e in ipairs(redis.call('XRANGE', sk, '-', '+')) do\n"
+	"    local s, ep = string.match(e[2][2], '^(%S+) (%d+) ')\n"
+	"    if s == from and tonumber(ep) < epoch then purge[#purge + 1] = e[1] end\n"
+	"  end\n"
+	"  return purge\n"
+	"end\n"
 	"local function one(to, from, epoch_s, kind, psig, payload, nonce)\n"
 	"  if nonce ~= '' and not redis.call('SET', P .. 'nonce:' .. nonce, '1', 'NX', 'EX', ARGV[7]) then\n"
-	"    return {'replay'}\n"
+	"    return 'replay'\n"
 	"  end\n"
 	"  local epoch = tonumber(epoch_s)\n"
-	"  local sk, ek = k('s', to), k('e', to) .. ':' .. from\n"
+	"  local sk, ek = P .. 's:' .. to, P .. 'e:' .. to .. ':' .. from\n"
 	"  local pv0 = redis.call('GET', ek)\n"
 	"  local cur, mode, ids = 0, nil, nil\n"
 	"  if pv0 then\n"
 	"    local e, m, rest = string.match(pv0, '^(%d+) ([ko])(.*)$')\n"
 	"    if e then cur, mode, ids = tonumber(e), m, rest end\n"
 	"  end\n"
-	"  if epoch < cur then return {'stale', n2s(cur)} end\n"
+	"  if epoch < cur then return 'stale ' .. n2s(cur) end\n"
 	"  local n = redis.call('XLEN', sk)\n"
-	"  local expired, purge = 0, {}\n"
-	/* Exact purge list: scan the stream when the pair's id list is not
-	 * known to be complete, or when the box looks full (then the count
-	 * must be exact); otherwise the pair key lists them. */
-	"  local function scan()\n"
-	"    purge = {}\n"
-	"    for _, e in ipairs(redis.call('XRANGE', sk, '-', '+')) do\n"
-	"      local s, ep = string.match(e[2][2], '^(%S+) (%d+) ')\n"
-	"      if s == from and tonumber(ep) < epoch then purge[#purge + 1] = e[1] end\n"
-	"    end\n"
-	"  end\n"
+	"  local expired, purge = 0, nil\n"
+	/* Scan the stream when the pair's id list is not known to be
+	 * complete, or when the box looks full (then the count must be
+	 * exact); otherwise the pair key lists them. */
 	"  if epoch > cur and n > 0 then\n"
 	"    if mode == 'k' and n < cap then\n"
+	"      purge = {}\n"
 	"      for id in string.gmatch(ids, '%S+') do purge[#purge + 1] = id end\n"
-	"    else scan() end\n"
-	"  elseif n >= cap then scan() end\n"
-	"  if n - #purge >= cap then\n"
+	"    else purge = scan(sk, from, epoch) end\n"
+	"  elseif n >= cap then purge = scan(sk, from, epoch) end\n"
+	"  local np = purge and #purge or 0\n"
+	"  if n - np >= cap then\n"
 	"    expired = expire(sk, now_ms(), ttl)\n"
 	"    if expired > 0 then\n"
 	"      n = redis.call('XLEN', sk)\n"
-	"      if epoch > cur then scan() else purge = {} end\n"
+	"      if epoch > cur then purge = scan(sk, from, epoch) else purge = nil end\n"
+	"      np = purge and #purge or 0\n"
 	"    end\n"
-	"    if n - #purge >= cap then return {'full', expired} end\n"
+	"    if n - np >= cap then return 'full ' .. expired end\n"
 	"  end\n"
 	"  local purged = 0\n"
-	"  if #purge > 0 then purged = redis.call('XDEL', sk, unpack(purge)) end\n"
+	"  if np > 0 then purged = redis.call('XDEL', sk, unpack(purge)) end\n"
 	"  local id = redis.call('XADD', sk, '*', 'd',\n"
 	"    from .. ' ' .. epoch_s .. ' ' .. kind .. ' ' .. psig .. '\\n' .. payload)\n"
-	"  local ms, sq = string.match(id, '^(%d+)-(%d+)$')\n"
-	"  sq = tonumber(sq)\n"
-	"  if sq >= 1024 then\n"
+	/* "<ms>-<n>": n >= 1024 would not fit the message id (only ids
+	 * with four digits after the dash need the number); the coordinator
+	 * turns the stream id into the seq. */
+	"  local dash = string.find(id, '-', 1, true)\n"
+	"  if #id - dash > 3 and tonumber(string.sub(id, dash + 1)) >= 1024 then\n"
 	"    redis.call('XDEL', sk, id)\n"
-	"    return {'busy', purged, expired}\n"
+	"    return 'busy ' .. purged .. ' ' .. expired\n"
 	"  end\n"
-	"  local seq_s = n2s(tonumber(ms) * 1024 + sq)\n"
 	"  local pv\n"
 	"  if epoch > cur or not mode then pv = epoch_s .. ' k ' .. id\n"
 	"  elseif mode == 'o' or #ids > 64 * 24 then pv = epoch_s .. ' o'\n"
@@ -141,7 +151,7 @@ static const char publish_lua[] = PRELUDE
 	"  redis.call('SET', ek, pv, 'PX', ARGV[4])\n"
 	"  if n == 0 then redis.call('SADD', P .. 'active', to) end\n"
 	"  wake[to] = true\n"
-	"  return {'ok', g, seq_s, purged, expired}\n"
+	"  return 'ok ' .. g .. ' ' .. id .. ' ' .. purged .. ' ' .. expired\n"
 	"end\n"
 	"local out = {}\n"
 	"for i = 8, #ARGV - 6, 7 do\n"

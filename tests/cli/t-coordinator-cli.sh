@@ -58,6 +58,7 @@ expect_exit "missing --secret-file" 2 "--secret-file is required" "$C"
 expect_exit "bad env value names the variable" 2 "MESH_STUN_PORT" env MESH_STUN_PORT=x "$C" --secret-file "$work/good"
 expect_exit "bad relay range" 2 "--relay-ports" "$C" --secret-file "$work/good" --relay-ports 9000-100
 expect_exit "bad log level" 2 "--log-level" "$C" --secret-file "$work/good" --log-level loud
+expect_exit "bad http threads" 2 "--http-threads.*1..16 or auto" "$C" --secret-file "$work/good" --http-threads 0
 expect_exit "--ha without --sentinel" 2 "--ha needs --sentinel" "$C" --secret-file "$work/good" --ha
 expect_exit "secret file missing" 2 "secret file .*No such file" "$C" --secret-file "$work/nothere"
 expect_exit "secret file empty" 2 "secret file .*empty" "$C" --secret-file "$work/empty"

@@ -113,7 +113,9 @@ start one --message-ttl "$TTL"
 URL1=$URL
 verdict conformance-redis-one "$CONF" --url "$URL1" --secret-file "$TMP/secret" --ttl "$TTL"
 
-start two --message-ttl "$TTL"
+# The second runs two HTTP loops (the default with Redis is one), so the
+# per-thread Redis instances answer the same rules too.
+start two --message-ttl "$TTL" --http-threads 2
 URL2=$URL
 verdict conformance-redis-two "$CONF" --url "$URL1" --url2 "$URL2" --secret-file "$TMP/secret" --ttl "$TTL"
 
