@@ -49,7 +49,7 @@ enum {
 	RETRY_AFTER_CAP_S    = 10,
 	TURN_RETRY_MS        = 5000,
 	TURN_MIN_REFRESH_MS  = 30000,
-	LOCAL_TURN_TTL_S     = 3600,  /* a locally computed credential */
+	LOCAL_TURN_TTL_S     = 14 * 86400, /* the relay credential (local_turn) */
 	DROP_LOG_INTERVAL_MS = 10000, /* one log line per peer per interval */
 	DEDUPE_WINDOW_MS     = 10000, /* same psig through two coordinators */
 	PUB_OUTSTANDING_MAX  = 256,
@@ -90,8 +90,6 @@ struct sig_coord {
 	/* TURN */
 	struct shttp_req *turn_req;
 	struct tmr turn_tmr;
-	char turn_user[SIG_TURN_STR_MAX];
-	char turn_pass[SIG_TURN_STR_MAX];
 	bool turn_fetched;
 	int64_t local_turn_expiry; /* unix s of the local fallback credential */
 	/* servers for ICE */
@@ -1002,9 +1000,8 @@ static void turn_done(int err, const struct shttp_resp *r, void *arg)
 			coord_failed(c, "TURN credential: no answer");
 		return;
 	}
-	bool changed = strcmp(c->turn_user, t.user) || strcmp(c->turn_pass, t.pass);
-	memcpy(c->turn_user, t.user, sizeof(t.user));
-	memcpy(c->turn_pass, t.pass, sizeof(t.pass));
+	/* Relays use the client's own credential (local_turn); a valid
+	 * answer shows the coordinator serves credentials. */
 	c->turn_fetched = true;
 	/* Refresh at half the lifetime: a credential is checked at each
 	 * allocation and refresh, so it must never be near its end. */
@@ -1012,8 +1009,6 @@ static void turn_done(int err, const struct shttp_resp *r, void *arg)
 	tmr_start(&c->turn_tmr, jitter((uint32_t)(half < TURN_MIN_REFRESH_MS ?
 					       TURN_MIN_REFRESH_MS : half), 5),
 		  turn_tick, c);
-	if (changed)
-		servers_changed(c->sc);
 }
 
 static void turn_fetch(struct sig_coord *c)
@@ -1363,9 +1358,15 @@ static void local_turn(struct sigclient *sc, int ci)
 	struct sig_coord *c = &sc->coords[ci];
 	int64_t now = (int64_t)time(NULL);
 
-	/* Every client holds the turn key (CONTRACT section 3): until the
-	 * coordinator's own credential arrives, one computed here is as
-	 * good (coturn's use-auth-secret checks the same HMAC). */
+	/* Every client holds the turn key (CONTRACT section 3) and computes
+	 * its relay credential itself (coturn's use-auth-secret checks the
+	 * same HMAC). A TURN allocation is refreshed with the credential it
+	 * was made with (libre's turnc cannot change it), so the allocation
+	 * dies when that credential expires and the relayed link with it,
+	 * 15 s of consent later. The coordinator's /v1/turn credential lasts
+	 * an hour; ours lasts 14 days and is renewed at half, so a relayed
+	 * link lives at least 7 days before it re-negotiates. (/v1/turn is
+	 * still fetched: its answer tells that the coordinator serves.) */
 	if (c->local_turn_expiry - now < LOCAL_TURN_TTL_S / 2) {
 		c->local_turn_expiry = now + LOCAL_TURN_TTL_S;
 		turn_credential(&sc->keys, sc->self, c->local_turn_expiry,
@@ -1394,12 +1395,8 @@ size_t sigclient_ice_servers(struct sigclient *sc, struct ice_server *v,
 		struct sig_coord *c = &sc->coords[i];
 		if (!c->used || !c->active || (c->unreach && any_answers))
 			continue;
-		const char *user = c->turn_user, *pass = c->turn_pass;
-		if (!c->turn_fetched) {
-			local_turn(sc, i);
-			user = sc->turn_cache[i][0];
-			pass = sc->turn_cache[i][1];
-		}
+		local_turn(sc, i);
+		const char *user = sc->turn_cache[i][0], *pass = sc->turn_cache[i][1];
 		for (int k = 0; k < SIG_SRV_KINDS; k++) {
 			for (unsigned j = 0; j < c->nsrv[k]; j++) {
 				bool dup = false;

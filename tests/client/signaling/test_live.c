@@ -670,9 +670,13 @@ void t_live_servers(void)
 			saw_tcp |= v[i].kind == ICE_SRV_TURN_TCP;
 			CHECK(v[i].username && strstr(v[i].username, ":w1") && v[i].password &&
 			      strlen(v[i].password) > 10);
-			/* It is the coordinator's credential scheme. */
+			/* It is the coordinator's credential scheme, valid for
+			 * at least 7 days (an allocation lives as long as the
+			 * credential it was made with). */
 			char user[64], pass[64];
 			long long exp = atoll(v[i].username);
+			CHECK(exp >= (long long)time(NULL) + 7 * 86400 &&
+			      exp <= (long long)time(NULL) + 14 * 86400 + 5);
 			turn_credential(&g_keys, "w1", exp, user, sizeof(user), pass, sizeof(pass));
 			CHECK(!strcmp(user, v[i].username) && !strcmp(pass, v[i].password));
 		}
