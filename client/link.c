@@ -32,9 +32,11 @@
 /* Pairs kept from the last ICE session for "why relayed". */
 #define LINK_PAIRS_MAX 32
 /* Controlling links open their first epoch when the coordinators' servers
- * are known, or after this long without them: that first offer is also
- * what gets the signaling client its first answer and so the server list,
- * and an epoch prepared without servers is replaced as soon as they come
+ * are known, or after this long without them. The signaling client asks
+ * every --coordinator for /v1/coordinators at start, beside its first
+ * poll (client/sigclient.c), so the servers normally come one round trip
+ * after start; this is the backstop for a coordinator that is slow or
+ * down. An epoch prepared without servers is replaced as soon as they come
  * (linkmgr_sig_servers). */
 #define LINK_SERVERS_WAIT_MS 300
 /* SIGTERM: bye publishes get this long to be accepted by a coordinator. */
@@ -84,7 +86,9 @@ struct link {
 	uint64_t t_up;            /* monotonic ms it came up, while up */
 	uint64_t t_down;          /* monotonic ms it went down (0: never up) */
 	uint64_t last_outage_ms, connect_ms;
-	char down_reason[160];
+	char down_reason[LINK_REASON_MAX];
+	uint64_t reason_epoch;    /* the epoch down_reason tells about */
+	bool reason_failed;       /* ... and it is a failure found here */
 	struct ice_pair_info pairs[LINK_PAIRS_MAX];
 	size_t npairs;
 	char gather_err[256];
@@ -163,6 +167,14 @@ static void fmt_dur(char *out, size_t cap, uint64_t ms)
 
 /* --- Tearing an epoch's link down ---------------------------------------- */
 
+/* Why an epoch's link ends: a failure found here (ICE, QUIC, a local
+ * check: link_fail), or the negotiation (or SIGTERM) leaving it for
+ * another epoch, whatever state it was in. */
+enum link_end {
+	LINK_END_FAILED,
+	LINK_END_REPLACED,
+};
+
 static void snapshot_ice(struct link *l)
 {
 	if (!l->ice)
@@ -184,10 +196,73 @@ static void snapshot_quic(struct link *l)
 	l->wire_rx = qs.rx_bytes;
 }
 
+/* What the pairs of the snapshot (snapshot_ice) had come to, worded like
+ * ICE's own failure reasons (client/ice_check.c): "2 pairs: 0 succeeded,
+ * 1 failed, 1 running; best failed: no answer to 7 checks", or how many
+ * checks are still unanswered when none failed yet. */
+static void pairs_summary(const struct link *l, char *out, size_t cap)
+{
+	unsigned ok = 0, failed = 0, running = 0, unanswered = 0;
+	const char *first = "";
+
+	if (!l->npairs) {
+		/* The gathering errors' start: why_not_up has them whole. */
+		snprintf(out, cap, "no candidate pair%s%.160s",
+			 l->gather_err[0] ? "; gathering: " : "", l->gather_err);
+		return;
+	}
+	for (size_t k = 0; k < l->npairs; k++) {
+		const struct ice_pair_info *p = &l->pairs[k];
+		const char *st = p->state ? p->state : "";
+
+		if (!strcmp(st, "succeeded")) {
+			ok++;
+		}
+		else if (!strcmp(st, "failed")) {
+			if (!first[0])
+				first = p->error;
+			failed++;
+		}
+		else if (strcmp(st, "cancelled")) {
+			running++;
+			unanswered += p->checks;
+		}
+	}
+	if (first[0])
+		snprintf(out, cap, "%zu pairs: %u succeeded, %u failed, %u running; "
+			 "best failed: %s", l->npairs, ok, failed, running, first);
+	else if (!ok && running)
+		snprintf(out, cap, "%zu pairs: %u succeeded, %u failed, %u running; "
+			 "no answer yet to %u check(s)", l->npairs, ok, failed,
+			 running, unanswered);
+	else
+		snprintf(out, cap, "%zu pairs: %u succeeded, %u failed, %u running",
+			 l->npairs, ok, failed, running);
+}
+
+/* down_reason := reason, unless a failure found in this same epoch is
+ * there already: the replacement that follows a failure (the
+ * negotiation's link_down, the next link_prepare) would say less. */
+static void set_down_reason(struct link *l, const char *reason,
+			    enum link_end end)
+{
+	if (end == LINK_END_REPLACED && l->reason_failed &&
+	    l->reason_epoch == l->epoch)
+		return;
+	snprintf(l->down_reason, sizeof(l->down_reason), "%s", reason);
+	l->reason_epoch = l->epoch;
+	l->reason_failed = end == LINK_END_FAILED;
+}
+
 /* The link of the current epoch goes away: detach the forwarder first,
  * then QUIC (a CONNECTION_CLOSE with code when it was still open, so the
- * peer learns at once), then ICE. Logs "down" when it had been up. */
-static void teardown(struct link *l, uint64_t code, const char *why)
+ * peer learns at once), then ICE. Logs "down" when it had been up, and
+ * "ended in <state>" for an epoch that never came up; an epoch replaced
+ * while checking keeps what ICE had found so far in its reason, so the
+ * side whose checks did not run out first can still tell why no pair
+ * worked. */
+static void teardown(struct link *l, uint64_t code, const char *why,
+		     enum link_end end)
 {
 	struct linkmgr *lm = l->lm;
 	uint64_t now = mono_ms();
@@ -205,18 +280,28 @@ static void teardown(struct link *l, uint64_t code, const char *why)
 		l->downs++;
 		l->t_down = now;
 		l->t_up = 0;
-		snprintf(l->down_reason, sizeof(l->down_reason), "%s", why);
+		set_down_reason(l, why, end);
 		log_info("link", "%s: link down: %s (was up %s on %s, epoch %llu)",
 			 l->peer, why, up, ice_path_type_name(l->path),
 			 (unsigned long long)l->epoch);
 	}
 	else if (l->state != LINK_ST_IDLE && l->state != LINK_ST_DOWN &&
 		 l->state != LINK_ST_CLOSED) {
+		char reason[LINK_REASON_MAX], sum[LINK_REASON_MAX - 32];
+
+		if (end == LINK_END_REPLACED && l->state == LINK_ST_CHECKING) {
+			pairs_summary(l, sum, sizeof(sum));
+			snprintf(reason, sizeof(reason), "%s; ICE so far: %s",
+				 why, sum);
+		}
+		else {
+			snprintf(reason, sizeof(reason), "%s", why);
+		}
 		log_info("link", "%s: epoch %llu ended in %s: %s", l->peer,
 			 (unsigned long long)l->epoch, link_state_name(l->state),
-			 why);
+			 reason);
 		if (!l->t_down || l->ups == 0)
-			snprintf(l->down_reason, sizeof(l->down_reason), "%s", why);
+			set_down_reason(l, reason, end);
 	}
 	if (l->qc) {
 		/* Cleared first: the close may report QUIC_EV_CLOSED at once,
@@ -256,7 +341,7 @@ static void link_fail(struct link *l, uint64_t code, const char *why)
 {
 	uint64_t epoch = l->epoch;
 
-	teardown(l, code, why);
+	teardown(l, code, why, LINK_END_FAILED);
 	l->fail_epoch = epoch;
 	snprintf(l->fail_why, sizeof(l->fail_why), "%s", why);
 	tmr_start(&l->tmr_fail, 0, fail_report, l);
@@ -511,7 +596,8 @@ static void act_link_prepare(uint64_t epoch, void *arg)
 	int err;
 
 	if (l->ice || l->qc)
-		teardown(l, LINK_QUIC_NEWEPOCH, "replaced by a new epoch");
+		teardown(l, LINK_QUIC_NEWEPOCH, "replaced by a new epoch",
+			 LINK_END_REPLACED);
 	l->epoch = epoch;
 	l->epochs++;
 	l->t_prepare = mono_ms();
@@ -563,9 +649,9 @@ static void act_link_down(uint64_t epoch, const char *why, void *arg)
 
 	(void)epoch;
 	if (l->lm->stopping)
-		teardown(l, LINK_QUIC_BYE, "shutting down");
+		teardown(l, LINK_QUIC_BYE, "shutting down", LINK_END_REPLACED);
 	else
-		teardown(l, LINK_QUIC_NEWEPOCH, why);
+		teardown(l, LINK_QUIC_NEWEPOCH, why, LINK_END_REPLACED);
 }
 
 static void neg_tmr_h(void *arg)
@@ -641,9 +727,11 @@ void linkmgr_sig_message(const struct sig_msg *m, void *arg)
 
 /* Controlling links open their first epoch once the coordinators' STUN
  * and TURN servers are known (an offer without srflx and relay candidates
- * would cost a failed epoch behind a NAT). Controlled links start at once:
- * their first act is to ask the peer for an epoch, and that first answered
- * request is also what makes the signaling client fetch the server list. */
+ * would cost a failed epoch behind a NAT): the signaling client fetches
+ * the server list (/v1/coordinators) at start, beside its first poll.
+ * Controlled links start at once: their first act is to ask the peer for
+ * an epoch, and the offer that answers it comes from a controlling side
+ * that waited for its servers. */
 static void start_links(struct linkmgr *lm, bool controlling)
 {
 	uint64_t now = wall_ms();
@@ -771,7 +859,7 @@ void linkmgr_shutdown(struct linkmgr *lm, linkmgr_done_h *doneh, void *arg)
 		tmr_cancel(&l->tmr_fail);
 		if (l->started)
 			neg_stop(l->neg, now);   /* bye, then link_down */
-		teardown(l, LINK_QUIC_BYE, "shutting down");
+		teardown(l, LINK_QUIC_BYE, "shutting down", LINK_END_REPLACED);
 		tmr_cancel(&l->tmr_neg);
 	}
 	tmr_start(&lm->tmr_done, LINK_BYE_WAIT_MS, bye_deadline, lm);

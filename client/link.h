@@ -61,6 +61,10 @@ void linkmgr_sig_servers(struct sigclient *sc, void *arg);
 typedef void (linkmgr_done_h)(void *arg);
 void linkmgr_shutdown(struct linkmgr *lm, linkmgr_done_h *doneh, void *arg);
 
+/* How long a link's last_down_reason may be: an ICE failure or a
+ * replacement, with the pair summary ICE had so far (link.c). */
+#define LINK_REASON_MAX 256
+
 /* A snapshot of one link for the admin API (i: 0 .. count-1, in peer
  * table order without ourselves). Times are milliseconds. */
 struct link_info {
@@ -80,7 +84,7 @@ struct link_info {
 	uint64_t ups, downs;         /* times up / lost */
 	uint64_t last_outage_ms;     /* how long the last outage lasted */
 	uint64_t connect_ms;         /* epoch start -> up, of the current link */
-	char last_down_reason[160];
+	char last_down_reason[LINK_REASON_MAX];
 	struct forward_counters fwd; /* app bytes each way (cumulative) */
 };
 size_t linkmgr_count(const struct linkmgr *lm);

@@ -233,27 +233,38 @@ check "status prints the relay reason for v2" grep -q '^  v2: relayed: [1-9][0-9
 
 # An epoch's checks run out after 9.5 s (every pair failed) or 15 s (no
 # pair selected). The side whose ICE gives up first keeps that as the
-# reason and starts (or asks for) the next epoch; the other side's epoch
-# is replaced first, so its reason reads "a newer offer" or "the peer asks
-# for a new epoch": why_not_up explains it there.
+# reason and starts (or asks for) the next epoch; the other side's epoch is
+# replaced first ("a newer offer", "the peer asks for a new epoch"), and
+# its reason keeps what its checks had found so far. Both sides must say
+# that no pair worked. Each side's reason is taken the first time it says
+# so: a later epoch may end otherwise (e.g. replaced while still
+# gathering), and the reason always tells only the last one.
 ICE_FAIL_RE='^ICE: (every candidate pair failed|no pair selected within [0-9]+ ms) \([1-9][0-9]* pairs: 0 succeeded'
-ice_reason() {
-	local h
+ICE_SOFAR_RE='; ICE so far: [1-9][0-9]* pairs: 0 succeeded, [0-9]+ failed, [0-9]+ running; (best failed: .+|no answer yet to [1-9][0-9]* check\(s\))$'
+declare -A reason=() reason_ms=() last=()
+ice_reasons() {
+	local h r
 	for h in n1 n2; do
-		reason=$(peer_json "$h" "$([[ $h == n1 ]] && echo n2 || echo n1)" | jq -r '.last_down_reason')
-		[[ $reason =~ $ICE_FAIL_RE ]] && { reason_host=$h; return 0; }
+		[[ -n ${reason[$h]:-} ]] && continue
+		r=$(peer_json "$h" "$([[ $h == n1 ]] && echo n2 || echo n1)" | jq -r '.last_down_reason') || r=''
+		last[$h]=$r
+		if [[ $r =~ $ICE_FAIL_RE || $r =~ $ICE_SOFAR_RE ]]; then
+			reason[$h]=$r
+			reason_ms[$h]=$(($(now_ms) - t0))
+		fi
 	done
-	return 1
+	[[ -n ${reason[n1]:-} && -n ${reason[n2]:-} ]]
 }
 t1=$(now_ms)
-reason='' reason_host=''
-until ice_reason || (($(now_ms) - t1 > 40000)); do sleep 0.2; done
-if [[ -n $reason_host ]]; then
-	ok "no-relay, symmetric: $reason_host's last_down_reason says no direct pair worked, $(($(now_ms) - t0)) ms after start: $reason"
-else
-	notok "no-relay, symmetric: last_down_reason says no direct pair worked" \
-		"neither n1 nor n2 within 40 s; last: '$reason'"
-fi
+until ice_reasons || (($(now_ms) - t1 > 45000)); do sleep 0.2; done
+for h in n1 n2; do
+	if [[ -n ${reason[$h]:-} ]]; then
+		ok "no-relay, symmetric: $h's last_down_reason says no direct pair worked, ${reason_ms[$h]} ms after start: ${reason[$h]}"
+	else
+		notok "no-relay, symmetric: $h's last_down_reason says no direct pair worked" \
+			"not within 45 s; last: '${last[$h]:-}'"
+	fi
+done
 # why_not_up shows the current epoch's pairs (between an offer and its
 # answer there are none yet: wait for them).
 has_pairs() {
