@@ -73,7 +73,10 @@ e2e_init() {
 	netlab_public_host coord "$E2E_COORD_IP"
 }
 
-e2e_coordinator() {
+# e2e_coordinator_up [ARGS...]: bin/coordinator on host coord, until it
+# answers /v1/ready (20 s); returns 1 if it does not (also used by
+# scripts/demo.sh).
+e2e_coordinator_up() {
 	netlab_spawn coord "$E2E_COORDINATOR" --secret-file "$E2E_SECRET" \
 		--listen "$E2E_COORD_IP" --relay-ports 49152-49407 \
 		--log-level "${E2E_COORD_LOG:-warn}" "$@"
@@ -81,12 +84,19 @@ e2e_coordinator() {
 	until NETLAB_TIMEOUT=3 netlab_exec coord curl -fsS -o /dev/null --max-time 2 \
 		"$E2E_COORD_URL/v1/ready" 2>/dev/null; do
 		if ! netlab_alive "$pid" || ((SECONDS >= end)); then
-			notok coordinator "not ready at $E2E_COORD_URL/v1/ready"
-			e2e_finish
-			exit 1
+			return 1
 		fi
 		sleep 0.1
 	done
+}
+
+# e2e_coordinator [ARGS...]: e2e_coordinator_up, failing the test (exit 1)
+# when the coordinator is not ready.
+e2e_coordinator() {
+	e2e_coordinator_up "$@" && return 0
+	notok coordinator "not ready at $E2E_COORD_URL/v1/ready"
+	e2e_finish
+	exit 1
 }
 
 # e2e_coords HOST URL[,URL...]: the --coordinator value for HOST's client
