@@ -240,12 +240,12 @@ static int path_send_batch(struct mesh_path *mp, const uint8_t *data, size_t len
 		size_t n = len - off < seg ? len - off : seg;
 
 		err = path_send(mp, data + off, n);
-		if (err)
+		if (err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS)
 			break;
-		off += n;
+		off += n; /* sent, or lost to a hard error: the rest goes on */
 	}
 	*sent = off;
-	return err;
+	return off == len ? 0 : err;
 }
 
 static void path_destructor(void *arg)

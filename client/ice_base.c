@@ -219,7 +219,9 @@ static void host_rx(int flags, void *arg)
 
 	(void)flags;
 	mem_ref(b);
-	for (int i = 0; i < HOST_RX_READS && !b->dead && b->us; i++) {
+	/* mem_nrefs: our reference is the only one left once the session
+	 * let the base go during a delivery; stop then. */
+	for (int i = 0; i < HOST_RX_READS && !b->dead && b->us && mem_nrefs(b) > 1; i++) {
 		struct sa src;
 		size_t seg;
 		ssize_t n;
@@ -239,7 +241,8 @@ static void host_rx(int flags, void *arg)
 				continue; /* larger than any datagram we take */
 			break;        /* EAGAIN: drained; errors: next event */
 		}
-		for (size_t off = 0; off < (size_t)n && !b->dead && b->rxbuf; off += seg)
+		for (size_t off = 0; off < (size_t)n && !b->dead && b->rxbuf && mem_nrefs(b) > 1;
+		     off += seg)
 			host_deliver(b, &src, off, (size_t)n - off < seg ? (size_t)n - off : seg);
 	}
 	mem_deref(b);

@@ -28,8 +28,9 @@
 /* Descriptors beyond the forwarder's listeners: forwarded TCP connections
  * (two each: the local app's and ours is one, the accepted one another),
  * ICE sockets (a host socket per interface and a TURN TCP/TLS connection
- * per coordinator, per peer), signaling connections and the admin API. */
-#define FD_PER_PEER   16
+ * per coordinator, per peer), a QUIC pacing timerfd per connection (two
+ * while an old one drains), signaling connections and the admin API. */
+#define FD_PER_PEER   18
 #define FD_CONNS      4096
 #define FD_BASE       256
 /* SIGTERM: how long the bye messages and CONNECTION_CLOSEs get to leave

@@ -152,6 +152,31 @@ fuzz-signaling: $(SIG_FUZZ_BIN)
 		-artifact_prefix=$(SIG_FUZZ_DIR)/artifacts/ $(SIG_FUZZ_DIR)/corpus \
 		tests/client/signaling/corpus
 
+# --- Data-path I/O: client/udp_batch.c (UDP GSO/GRO, sendmmsg) and
+# client/hrtimer.c (timerfd on libre's loop), tests in tests/client/udpio/
+# (data-path tests' block; loopback only, no root) ---
+#   make test-udpio                                     every test
+#   make test-udpio UDPIO_TESTS="gro_split hrtimer_cancel"  some
+UDPIO_RE_CFLAGS := $(shell pkg-config --cflags libre) -DHAVE_INTTYPES_H -DHAVE_STDBOOL_H -DHAVE_INET6
+UDPIO_RE_MISSING := $(filter-out $(CFLAGS_client_),$(UDPIO_RE_CFLAGS))
+CFLAGS_client_ += $(UDPIO_RE_MISSING)
+CFLAGS_tests_client_udpio_ += $(UDPIO_RE_CFLAGS)
+UDPIO_OBJS := $(BUILD)/client/udp_batch.o $(BUILD)/client/hrtimer.o
+UDPIO_LIBS := $(shell pkg-config --libs libre) -lssl -lcrypto -lpthread
+UDPIO_TEST := $(BIN)/udpio-test
+UDPIO_TEST_OBJS := $(addprefix $(BUILD)/tests/client/udpio/, \
+	udpio_test.o test_batch.o test_hrtimer.o)
+TEST_PROGRAMS += $(UDPIO_TEST)
+
+$(UDPIO_TEST): $(UDPIO_TEST_OBJS) $(UDPIO_OBJS)
+	$(call say,LD,$@)
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(UDPIO_LIBS)
+
+.PHONY: test-udpio
+test-udpio: $(UDPIO_TEST)
+	$(Q)$(UDPIO_TEST) $(UDPIO_TESTS)
+
 # --- mesh-client program: client/main.c, client/options.c, client/link.c,
 # client/admin.c, client/status.c and the end-to-end tests in
 # tests/client/e2e/ (operations/integration block). Keep this block last:

@@ -880,10 +880,17 @@ static bool qc_send_batch(struct quic_conn *qc, const uint8_t *p, size_t len, si
 	if (!qc->path || !qc->path->send || !len)
 		return true; /* nowhere to go: the packet is lost, QUIC recovers */
 	if (qc->path->send_batch && len > seg) {
-		size_t sent = 0;
+		/* A hard error stops the batch at one datagram (a packet
+		 * filter's EPERM, say): that one is lost, the rest goes on. */
+		while (off < len) {
+			size_t sent = 0;
 
-		err = qc->path->send_batch(qc->path, p, len, seg, &sent);
-		off = err ? sent : len;
+			err = qc->path->send_batch(qc->path, p + off, len - off, seg, &sent);
+			off += sent;
+			if (!err || would_block(err))
+				break;
+			off += len - off < seg ? len - off : seg;
+		}
 	}
 	else {
 		while (off < len) {

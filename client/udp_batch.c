@@ -1,11 +1,14 @@
 /* udp_batch: UDP GSO/GRO and sendmmsg on a socket someone else owns (the
- * ICE host bases). It holds no state and must not close, bind or listen
- * on the socket. Needs Linux 5.0 for UDP_GRO and 4.18 for UDP_SEGMENT;
- * without them it falls back to one datagram per message. */
+ * ICE host bases). It holds no per-socket state (only whether the kernel
+ * knows UDP_SEGMENT at all) and must not close, bind or listen on the
+ * socket. Needs Linux 5.0 for UDP_GRO and 4.18 for UDP_SEGMENT; without
+ * them it falls back to one datagram per message. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
+#include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
@@ -22,9 +25,52 @@
 #define UDP_GRO 104
 #endif
 
+/* One GSO send is one UDP datagram to the IP layer before segmentation,
+ * so its payload is bounded like any other: 65,535 - 20 (IPv4 header) -
+ * 8 (UDP header) (RFC 791, RFC 768); the kernel refuses more with
+ * EMSGSIZE. 64 segments of a 1452-byte QUIC packet are 92,928 bytes, so
+ * such a batch takes two sends. (IPv6 would allow 65,527; one bound for
+ * both keeps it simple.) */
+enum { GSO_MAX_PAYLOAD = 65507 };
+
+/* Room for the UDP_GRO message and whatever else the socket's owner
+ * asked for (timestamps, packet info): a cut-off control buffer would
+ * lose the segment size and hand a GRO train over as one datagram. */
+enum { RECV_CTRL_SPACE = 256 };
+
 static bool full_for_now(int err)
 {
 	return err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS;
+}
+
+/* Kernels before 4.18 do not know UDP_SEGMENT and ignore a control
+ * message at SOL_UDP: the "batch" would leave as one large (fragmented)
+ * datagram. getsockopt(UDP_SEGMENT) tells them apart (ENOPROTOOPT).
+ * The answer is the kernel's, so it is kept for the process. */
+static bool kernel_has_gso(int fd)
+{
+	static atomic_int known; /* 0 not asked yet, 1 yes, -1 no */
+	int v = atomic_load_explicit(&known, memory_order_relaxed);
+
+	if (v == 0) {
+		int val = 0;
+		socklen_t vlen = sizeof(val);
+		const char *env = getenv("MESH_UDP_GSO");
+
+		/* MESH_UDP_GSO=off: one datagram per message, e.g. for a NIC
+		 * that mishandles GSO, or a test whose packet filter must see
+		 * every datagram (netlab's loss rules). */
+		if (env && strcmp(env, "off") == 0)
+			v = -1;
+		else if (getsockopt(fd, SOL_UDP, UDP_SEGMENT, &val, &vlen) == 0)
+			v = 1;
+		else if (errno == ENOPROTOOPT)
+			v = -1;
+		else
+			return true; /* not a reason to give up GSO: let the send say */
+		atomic_store_explicit(&known, v, memory_order_relaxed);
+	}
+	return v > 0;
 }
 
 static int send_gso(int fd, const struct sa *dst, const uint8_t *p, size_t len, size_t seg)
@@ -92,27 +138,55 @@ static int send_mmsg(int fd, const struct sa *dst, const uint8_t *p, size_t len,
 int udp_batch_send(int fd, const struct sa *dst, const uint8_t *p, size_t len, size_t seg,
 		   bool *gso, size_t *sent)
 {
-	int err;
+	size_t off = 0, more = 0;
+	bool try_gso;
+	int err = 0;
 
+	if (!sent)
+		return EINVAL;
 	*sent = 0;
 	if (fd < 0 || !dst || !p || !len || !seg || seg > UINT16_MAX ||
 	    (len + seg - 1) / seg > UDP_BATCH_MAX_SEGS)
 		return EINVAL;
-	if (*gso && len > seg) {
-		err = send_gso(fd, dst, p, len, seg);
-		if (!err) {
-			*sent = len;
-			return 0;
-		}
-		if (full_for_now(err))
-			return err;
-		/* EIO: the device cannot checksum segments; EINVAL or
-		 * ENOPROTOOPT: no GSO in this kernel. Stop asking. */
-		if (err != EIO && err != EINVAL && err != ENOPROTOOPT && err != EOPNOTSUPP)
-			return err;
+	/* GSO needs two segments per send at least. A segment too large
+	 * for any datagram gets EMSGSIZE from sendmmsg below, and GSO stays
+	 * on for the next batch. */
+	try_gso = gso && *gso && len > seg && seg <= GSO_MAX_PAYLOAD / 2;
+	if (try_gso && !kernel_has_gso(fd)) {
 		*gso = false;
+		try_gso = false;
 	}
-	return send_mmsg(fd, dst, p, len, seg, sent);
+	if (try_gso) {
+		/* Whole segments per send, within one datagram's payload. */
+		size_t chunk_max = GSO_MAX_PAYLOAD / seg * seg;
+
+		while (len - off > seg) {
+			size_t chunk = len - off < chunk_max ? len - off : chunk_max;
+
+			err = send_gso(fd, dst, p + off, chunk, seg);
+			if (err)
+				break;
+			off += chunk;
+			*sent = off;
+		}
+		if (off == len)
+			return 0;
+		if (err) {
+			if (full_for_now(err))
+				return err;
+			/* EIO: the device cannot checksum segments; EINVAL
+			 * or ENOPROTOOPT: no GSO in this kernel (or segments
+			 * larger than the route's MTU). Stop asking. */
+			if (err != EIO && err != EINVAL && err != ENOPROTOOPT &&
+			    err != EOPNOTSUPP)
+				return err;
+			*gso = false;
+		}
+		/* else a lone last segment is left: no GSO needed */
+	}
+	err = send_mmsg(fd, dst, p + off, len - off, seg, &more);
+	*sent = off + more;
+	return err;
 }
 
 bool udp_batch_gro_enable(int fd)
@@ -125,23 +199,29 @@ bool udp_batch_gro_enable(int fd)
 ssize_t udp_batch_recv(int fd, uint8_t *buf, size_t cap, struct sa *src, size_t *seg)
 {
 	union {
-		char buf[CMSG_SPACE(sizeof(int))];
+		char buf[RECV_CTRL_SPACE];
 		struct cmsghdr align;
 	} ctrl;
-	struct iovec iov = { buf, cap };
-	struct msghdr mh = {
-		.msg_name = &src->u.sa,
-		.msg_namelen = sizeof(src->u),
-		.msg_iov = &iov,
-		.msg_iovlen = 1,
-		.msg_control = ctrl.buf,
-		.msg_controllen = sizeof(ctrl.buf),
-	};
+	struct iovec iov;
+	struct msghdr mh;
 	ssize_t n;
 
-	do
+	if (!buf || !src || !seg) {
+		errno = EINVAL;
+		return -1;
+	}
+	iov.iov_base = buf;
+	iov.iov_len = cap;
+	do {
+		memset(&mh, 0, sizeof(mh));
+		mh.msg_name = &src->u.sa;
+		mh.msg_namelen = sizeof(src->u);
+		mh.msg_iov = &iov;
+		mh.msg_iovlen = 1;
+		mh.msg_control = ctrl.buf;
+		mh.msg_controllen = sizeof(ctrl.buf);
 		n = recvmsg(fd, &mh, MSG_DONTWAIT);
-	while (n < 0 && errno == EINTR);
+	} while (n < 0 && errno == EINTR);
 	if (n < 0)
 		return -1;
 	src->len = mh.msg_namelen;
