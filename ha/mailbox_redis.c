@@ -10,6 +10,7 @@
  * write to Redis fails inside the call, do they run before it returns
  * (the broker takes both, as with the memory backend). */
 #include "ha/ha_priv.h"
+#include "ha/reply_parse.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -27,8 +28,6 @@
 #include "signaling/wire.h"
 
 #define LOG_EVERY_MS 5000
-/* Message seq = stream id ms * SEQ_PER_MS + n (scripts.c). */
-#define SEQ_PER_MS 1024
 
 struct op;
 TAILQ_HEAD(op_list, op);
@@ -282,37 +281,6 @@ static void barrier_add(struct op *op)
 
 /* ---- publish ------------------------------------------------------------ */
 
-static bool is_hex(const char *s, size_t len, size_t min, size_t max)
-{
-	if (len < min || len > max)
-		return false;
-	for (size_t i = 0; i < len; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-			return false;
-	return true;
-}
-
-/* Decimal digits of at most max_len, no sign; value out (<= max). */
-static bool parse_dec(const char *s, size_t len, size_t max_len, uint64_t max, uint64_t *out)
-{
-	if (len == 0 || len > max_len)
-		return false;
-	uint64_t v = 0;
-	for (size_t i = 0; i < len; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return false;
-		uint64_t nv = v * 10 + (uint64_t)(s[i] - '0');
-		if (nv / 10 != v)
-			return false;
-		v = nv;
-	}
-	if (v > max)
-		return false;
-	if (out)
-		*out = v;
-	return true;
-}
-
 static bool is_str(const redisReply *r)
 {
 	return r && r->type == REDIS_REPLY_STRING && r->str;
@@ -323,113 +291,53 @@ static bool is_count(const redisReply *r)
 	return r && r->type == REDIS_REPLY_INTEGER && r->integer >= 0 && r->integer <= 1000000;
 }
 
-/* A stream id "<ms>-<n>" with n < SEQ_PER_MS, as a seq (scripts.c). */
-static bool stream_id_seq(const char *s, size_t len, uint64_t *ms, uint64_t *seq)
-{
-	if (len > 41)
-		return false;
-	const char *dash = memchr(s, '-', len);
-	uint64_t n;
-	if (!dash || !parse_dec(s, (size_t)(dash - s), 20, (UINT64_MAX - SEQ_PER_MS) / SEQ_PER_MS, ms) ||
-	    !parse_dec(dash + 1, (size_t)(s + len - dash - 1), 4, SEQ_PER_MS - 1, &n))
-		return false;
-	*seq = *ms * SEQ_PER_MS + n;
-	return true;
-}
-
-/* Splits "w1 w2 ..." (single spaces, no empty words) into at most max
- * words; returns how many, or -1 when malformed or longer. */
-static int split_words(const char *s, size_t len, const char *w[], size_t wl[], int max)
-{
-	int n = 0;
-	size_t i = 0;
-
-	while (i < len) {
-		size_t j = i;
-		while (j < len && s[j] != ' ')
-			j++;
-		if (j == i || n == max)
-			return -1;
-		w[n] = s + i;
-		wl[n] = j - i;
-		n++;
-		if (j == len)
-			break;
-		i = j + 1;
-		if (i == len)
-			return -1; /* trailing space */
-	}
-	return n;
-}
-
-static bool word_is(const char *w, size_t wl, const char *lit)
-{
-	return wl == strlen(lit) && memcmp(w, lit, wl) == 0;
-}
-
-/* A count the script reported (purged, expired). */
-static bool word_count(const char *w, size_t wl, uint64_t *out)
-{
-	return parse_dec(w, wl, 7, 1000000, out);
-}
-
 /* One message's result within the batch's answer (scripts.c, publish). */
 static void publish_result(struct op *op, redisReply *r)
 {
 	struct mailbox_redis *m = op->m;
-	const char *w[5];
-	size_t wl[5];
-	uint64_t a, b;
-	int n;
+	struct rp_pub p;
 
 	if (!is_str(r)) {
 		publish_finish(op, error_status(m, r, "publish"));
 		return;
 	}
-	n = split_words(r->str, (size_t)r->len, w, wl, 5);
-	if (n < 1)
+	rp_publish_reply(r->str, (size_t)r->len, &p);
+	if (!p.words)
 		goto bad;
-	if (op->nonce[0] && !word_is(w[0], wl[0], "replay"))
+	if (op->nonce[0] && !p.first_replay)
 		replay_redis_count_fresh(ha_thread_replay(m->ha));
-	if (n == 5 && word_is(w[0], wl[0], "ok")) {
-		uint64_t ms, seq;
-		if (!is_hex(w[1], wl[1], 1, 16) || !stream_id_seq(w[2], wl[2], &ms, &seq) ||
-		    !word_count(w[3], wl[3], &a) || !word_count(w[4], wl[4], &b))
-			goto bad;
-		m->stats.purged_total += a;
-		m->stats.expired_total += b;
+	switch (p.kind) {
+	case RP_PUB_OK:
+		m->stats.purged_total += p.purged;
+		m->stats.expired_total += p.expired;
 		op->pres.status = MB_OK;
-		snprintf(op->pres.id, sizeof(op->pres.id), "%.*s-%" PRIu64, (int)wl[1], w[1], seq);
+		snprintf(op->pres.id, sizeof(op->pres.id), "%.*s-%" PRIu64, (int)p.gen_len, p.gen,
+			 p.seq);
 		if (m->cfg.wait_replicas) {
 			barrier_add(op);
 			return;
 		}
 		publish_finish(op, MB_OK);
 		return;
-	}
-	if (n == 2 && word_is(w[0], wl[0], "stale")) {
-		if (!parse_dec(w[1], wl[1], 16, EPOCH_MAX, &a))
-			goto bad;
+	case RP_PUB_STALE:
 		op->pres.status = MB_STALE;
-		op->pres.epoch = a;
+		op->pres.epoch = p.epoch;
 		publish_finish(op, MB_STALE);
 		return;
-	}
-	if (n == 2 && word_is(w[0], wl[0], "full") && word_count(w[1], wl[1], &a)) {
-		m->stats.expired_total += a;
+	case RP_PUB_FULL:
+		m->stats.expired_total += p.expired;
 		publish_finish(op, MB_FULL);
 		return;
-	}
-	if (n == 1 && word_is(w[0], wl[0], "replay")) {
+	case RP_PUB_REPLAY:
 		publish_finish(op, MB_REPLAY);
 		return;
-	}
-	if (n == 3 && word_is(w[0], wl[0], "busy") && word_count(w[1], wl[1], &a) &&
-	    word_count(w[2], wl[2], &b)) {
-		m->stats.purged_total += a;
-		m->stats.expired_total += b;
+	case RP_PUB_BUSY:
+		m->stats.purged_total += p.purged;
+		m->stats.expired_total += p.expired;
 		publish_finish(op, MB_OVERLOADED);
 		return;
+	case RP_PUB_BAD:
+		break;
 	}
 bad:
 	ha_ctr(m->ha)->err_protocol++;
@@ -583,7 +491,7 @@ static void rd_publish(struct mailbox *mb, const struct publish_msg *in, mb_publ
 static void rd_publish_once(struct mailbox *mb, const struct publish_msg *in, const char *nonce,
 			    mb_publish_cb cb, void *arg)
 {
-	if (!nonce || !is_hex(nonce, strlen(nonce), NONCE_HEX_LEN, NONCE_HEX_LEN)) {
+	if (!nonce || !rp_is_hex(nonce, strlen(nonce), NONCE_HEX_LEN, NONCE_HEX_LEN)) {
 		struct mb_publish_result res = { .status = MB_REPLAY };
 		cb(&res, arg); /* the broker only passes parsed nonces */
 		return;
@@ -592,22 +500,6 @@ static void rd_publish_once(struct mailbox *mb, const struct publish_msg *in, co
 }
 
 /* ---- fetch ---------------------------------------------------------------- */
-
-/* As mailbox_mem.c: 1..16 lower hex, '-', 1..20 digits without overflow.
- * Returns 0 (split into gen and seq) or -1 for a malformed cursor. */
-static int split_cursor(const char *cursor, char gen[17], uint64_t *seq)
-{
-	const char *dash = strchr(cursor, '-');
-	if (!dash || dash == cursor || dash - cursor > 16 || !dash[1] || strlen(dash + 1) > 20)
-		return -1;
-	if (!is_hex(cursor, (size_t)(dash - cursor), 1, 16))
-		return -1;
-	if (!parse_dec(dash + 1, strlen(dash + 1), 20, UINT64_MAX, seq))
-		return -1;
-	memcpy(gen, cursor, (size_t)(dash - cursor));
-	gen[dash - cursor] = '\0';
-	return 0;
-}
 
 /* seq = ms * 1024 + n (scripts.c): the stream id of seq + 1, below which
  * XTRIM MINID deletes, i.e. everything up to and including seq. */
@@ -618,57 +510,19 @@ static void ack_minid(uint64_t seq, char *out, size_t len)
 		return;
 	}
 	uint64_t next = seq + 1;
-	snprintf(out, len, "%" PRIu64 "-%" PRIu64, next / SEQ_PER_MS, next % SEQ_PER_MS);
+	snprintf(out, len, "%" PRIu64 "-%" PRIu64, next / RP_SEQ_PER_MS, next % RP_SEQ_PER_MS);
 }
 
-/* A stream id reply "<ms>-<n>" with n < SEQ_PER_MS, as a seq. */
+/* A stream id reply "<ms>-<n>" with n < RP_SEQ_PER_MS, as a seq. */
 static bool stream_seq(const redisReply *r, uint64_t *ms, uint64_t *seq)
 {
-	return is_str(r) && stream_id_seq(r->str, (size_t)r->len, ms, seq);
-}
-
-static bool kind_ok(const char *s, size_t len)
-{
-	if (len < 1 || len > KIND_MAX)
-		return false;
-	for (size_t i = 0; i < len; i++)
-		if (s[i] < 'a' || s[i] > 'z')
-			return false;
-	return true;
+	return is_str(r) && rp_stream_id_seq(r->str, (size_t)r->len, ms, seq);
 }
 
 /* "<from> <epoch> <kind> <psig>\n<payload>" */
 static bool parse_entry(const redisReply *r, struct mb_message *o)
 {
-	if (!is_str(r))
-		return false;
-	const char *s = r->str, *end = r->str + r->len;
-	const char *nl = memchr(s, '\n', (size_t)(end - s));
-	if (!nl || (size_t)(end - nl - 1) > PAYLOAD_MAX)
-		return false;
-	const char *f[4];
-	size_t fl[4];
-	const char *p = s;
-	for (int i = 0; i < 4; i++) {
-		const char *stop = i < 3 ? memchr(p, ' ', (size_t)(nl - p)) : nl;
-		if (!stop)
-			return false;
-		f[i] = p;
-		fl[i] = (size_t)(stop - p);
-		p = stop + 1;
-	}
-	if (!id_valid(f[0], fl[0]) || !parse_dec(f[1], fl[1], 16, EPOCH_MAX, &o->epoch) ||
-	    o->epoch == 0 || !kind_ok(f[2], fl[2]) || !is_hex(f[3], fl[3], SIG_HEX_LEN, SIG_HEX_LEN))
-		return false;
-	memcpy(o->from, f[0], fl[0]);
-	o->from[fl[0]] = '\0';
-	memcpy(o->kind, f[2], fl[2]);
-	o->kind[fl[2]] = '\0';
-	memcpy(o->psig, f[3], fl[3]);
-	o->psig[fl[3]] = '\0';
-	o->payload = nl + 1;
-	o->payload_len = (size_t)(end - nl - 1);
-	return true;
+	return is_str(r) && rp_parse_entry(r->str, (size_t)r->len, o);
 }
 
 static void fetch_send(struct op *op, bool with_ack, size_t max);
@@ -679,13 +533,13 @@ static void fetch_reply(redisReply *r, void *arg)
 	struct mailbox_redis *m = op->m;
 	if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 4 || (r->elements - 4) % 2 != 0 ||
 	    (r->elements - 4) / 2 > op->max || !is_str(r->element[0]) ||
-	    !is_hex(r->element[0]->str, (size_t)r->element[0]->len, 1, 16) ||
+	    !rp_is_hex(r->element[0]->str, (size_t)r->element[0]->len, 1, 16) ||
 	    !is_str(r->element[1]) || !is_count(r->element[2]) || !is_count(r->element[3])) {
 		fetch_fail(op, r ? error_status(m, r, "fetch") : MB_UNAVAILABLE);
 		return;
 	}
 	uint64_t now_u;
-	if (!parse_dec(r->element[1]->str, (size_t)r->element[1]->len, 16, INT64_MAX, &now_u)) {
+	if (!rp_parse_dec(r->element[1]->str, (size_t)r->element[1]->len, 16, INT64_MAX, &now_u)) {
 		fetch_fail(op, error_status(m, r, "fetch"));
 		return;
 	}
@@ -794,7 +648,7 @@ static void rd_fetch(struct mailbox *mb, const char *peer, const char *ack_curso
 	if (ack_cursor && *ack_cursor) {
 		uint64_t seq;
 		if (strlen(ack_cursor) >= sizeof(op->ack) ||
-		    split_cursor(ack_cursor, op->ack_gen, &seq) != 0) {
+		    rp_split_cursor(ack_cursor, op->ack_gen, &seq) != 0) {
 			op->forced = MB_BAD_CURSOR;
 			rconn_defer(rc, forced_cb, op);
 			return;

@@ -10,7 +10,7 @@
 #   make bench-ha       memory vs Redis throughput and wake latency
 
 HA_SRCS := ha/ha.c ha/rconn.c ha/sentinel.c ha/scripts.c ha/redis_url.c \
-	ha/mailbox_redis.c ha/replay_redis.c ha/registry.c
+	ha/mailbox_redis.c ha/replay_redis.c ha/registry.c ha/reply_parse.c
 HA_OBJS := $(HA_SRCS:%.c=$(BUILD)/%.o)
 HA_LIBS := -lhiredis -ljansson -levent -lcrypto -lpthread
 

@@ -17,11 +17,10 @@
 
 #include "common/log.h"
 #include "ha/ha.h"
+#include "ha/reply_parse.h"
 #include "signaling/auth.h"
 
-#define ENTRY_JSON_MAX 4096
 #define ENTRIES_MAX 64
-#define ENDPOINT_MAX 300
 
 struct reg_entry {
 	char id[PEER_ID_MAX + 1];
@@ -50,46 +49,6 @@ static void entries_clear(struct registry *reg)
 	reg->n = 0;
 }
 
-static bool endpoints_ok(json_t *obj, const char *key)
-{
-	json_t *a = json_object_get(obj, key);
-	if (!json_is_array(a) || json_array_size(a) > 8)
-		return false;
-	size_t i;
-	json_t *v;
-	json_array_foreach(a, i, v) {
-		if (!json_is_string(v) || json_string_length(v) == 0 ||
-		    json_string_length(v) > ENDPOINT_MAX)
-			return false;
-	}
-	return true;
-}
-
-/* An entry as some coordinator wrote it: checked before we serve it. */
-static json_t *entry_parse(const char *id, const char *text, size_t len)
-{
-	if (len > ENTRY_JSON_MAX)
-		return NULL;
-	json_error_t e;
-	json_t *obj = json_loadb(text, len, JSON_REJECT_DUPLICATES, &e);
-	if (!json_is_object(obj))
-		goto bad;
-	json_t *jid = json_object_get(obj, "id"), *url = json_object_get(obj, "url");
-	if (!json_is_string(jid) || strcmp(json_string_value(jid), id) != 0 ||
-	    !json_is_string(url) || json_string_length(url) == 0 ||
-	    json_string_length(url) > ENDPOINT_MAX)
-		goto bad;
-	if (!endpoints_ok(obj, "stun") || !endpoints_ok(obj, "turn_udp") ||
-	    !endpoints_ok(obj, "turn_tcp") || !endpoints_ok(obj, "turn_tls"))
-		goto bad;
-	if (json_object_size(obj) != 6)
-		goto bad;
-	return obj;
-bad:
-	json_decref(obj);
-	return NULL;
-}
-
 static int entry_cmp(const void *a, const void *b)
 {
 	return strcmp(((const struct reg_entry *)a)->id, ((const struct reg_entry *)b)->id);
@@ -108,9 +67,7 @@ static void refresh_reply(redisReply *r, void *arg)
 			ha_ctr(reg->ha)->err_protocol++;
 		return;
 	}
-	char *end;
-	now = strtoull(r->element[0]->str, &end, 10);
-	if (*end || r->element[0]->len == 0 || r->element[0]->len > 16) {
+	if (!rp_registry_ms(r->element[0]->str, (size_t)r->element[0]->len, &now)) {
 		ha_ctr(reg->ha)->err_protocol++;
 		return;
 	}
@@ -126,12 +83,12 @@ static void refresh_reply(redisReply *r, void *arg)
 			continue;
 		}
 		/* Sorted-set scores come back as "%.17g": an integer here. */
-		uint64_t refreshed = strtoull(ts->str, &end, 10);
-		if (*end || ts->len == 0 || ts->len > 16) {
+		uint64_t refreshed;
+		if (!rp_registry_ms(ts->str, (size_t)ts->len, &refreshed)) {
 			bad = true;
 			continue;
 		}
-		json_t *obj = entry_parse(id->str, js->str, (size_t)js->len);
+		json_t *obj = rp_registry_entry(id->str, js->str, (size_t)js->len);
 		if (!obj) {
 			bad = true;
 			continue;
@@ -253,7 +210,7 @@ struct registry *registry_new(struct ha *ha, const struct ha_node_info *self, bo
 		return NULL;
 	}
 	if (!self->advertise_url || !*self->advertise_url ||
-	    strlen(self->advertise_url) > ENDPOINT_MAX) {
+	    strlen(self->advertise_url) > RP_ENDPOINT_MAX) {
 		snprintf(err, errlen, "--advertise-url: missing or too long");
 		return NULL;
 	}
@@ -272,7 +229,7 @@ struct registry *registry_new(struct ha *ha, const struct ha_node_info *self, bo
 			      endpoint_array(self->turn_tls));
 	if (reg->self)
 		reg->self_json = json_dumps(reg->self, JSON_COMPACT | JSON_PRESERVE_ORDER);
-	if (!reg->self || !reg->self_json || strlen(reg->self_json) > ENTRY_JSON_MAX) {
+	if (!reg->self || !reg->self_json || strlen(reg->self_json) > RP_ENTRY_JSON_MAX) {
 		snprintf(err, errlen, "cannot build the registry entry");
 		registry_free(reg);
 		return NULL;

@@ -18,6 +18,7 @@
 #include <event2/event.h>
 
 #include "common/log.h"
+#include "ha/reply_parse.h"
 
 struct sentinel {
 	struct sentinel_set *ss;
@@ -83,19 +84,6 @@ static void round_finish(struct sentinel_set *ss)
 	}
 }
 
-static bool valid_host(const char *s, size_t len)
-{
-	if (len == 0 || len >= HA_HOST_MAX)
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		char c = s[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '.' || c == '-' || c == ':' || c == '_'))
-			return false;
-	}
-	return true;
-}
-
 static void answer_cb(redisReply *r, void *arg)
 {
 	struct sentinel *s = arg;
@@ -112,16 +100,15 @@ static void answer_cb(redisReply *r, void *arg)
 	} else if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
 		   r->element[0]->type == REDIS_REPLY_STRING &&
 		   r->element[1]->type == REDIS_REPLY_STRING &&
-		   valid_host(r->element[0]->str, (size_t)r->element[0]->len) &&
+		   rp_sentinel_host(r->element[0]->str, (size_t)r->element[0]->len) &&
 		   r->element[1]->len >= 1 && r->element[1]->len <= 5) {
-		char *end;
-		unsigned long port = strtoul(r->element[1]->str, &end, 10);
-		if (*end == '\0' && port >= 1 && port <= 65535) {
+		uint16_t port;
+		if (rp_sentinel_port(r->element[1]->str, &port)) {
 			s->answered = true;
 			s->has_master = true;
 			memcpy(s->host, r->element[0]->str, (size_t)r->element[0]->len);
 			s->host[r->element[0]->len] = '\0';
-			s->port = (uint16_t)port;
+			s->port = port;
 		} else {
 			ss->cfg.ctr->err_protocol++;
 		}
@@ -180,25 +167,16 @@ static void switch_msg(void *arg, const char *data, size_t len)
 {
 	struct sentinel *s = arg;
 	struct sentinel_set *ss = s->ss;
-	/* "<master name> <old ip> <old port> <new ip> <new port>" */
-	char buf[512];
-	if (len >= sizeof(buf)) {
+	struct rp_switch sw;
+	if (!rp_switch_master(data, len, &sw)) {
 		ss->cfg.ctr->err_protocol++;
 		return;
 	}
-	memcpy(buf, data, len);
-	buf[len] = '\0';
-	char name[128], oip[HA_HOST_MAX], nip[HA_HOST_MAX];
-	unsigned oport, nport;
-	if (sscanf(buf, "%127s %255s %u %255s %u", name, oip, &oport, nip, &nport) != 5) {
-		ss->cfg.ctr->err_protocol++;
-		return;
-	}
-	if (strcmp(name, ss->master_name) != 0)
+	if (strcmp(sw.name, ss->master_name) != 0)
 		return;
 	ss->cfg.ctr->switch_messages++;
 	log_info("ha", "sentinel %s:%u announces +switch-master %s:%u -> %s:%u", s->addr.host,
-		 s->addr.port, oip, oport, nip, nport);
+		 s->addr.port, sw.oip, sw.oport, sw.nip, sw.nport);
 	sentinel_query_now(ss);
 }
 

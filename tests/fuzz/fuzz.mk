@@ -23,18 +23,20 @@ FUZZ_CFLAGS  := -O1 -g -std=c11 $(WARN) -Wno-format-nonliteral -MMD -MP -fno-str
 FUZZ_LDFLAGS := $(FUZZ_SAN) -fsanitize=fuzzer
 FUZZ_LIBS    := -levent -ljansson -lssl -lcrypto -lpthread
 
-FUZZ_ALL_NAMES := fuzz_publish fuzz_auth_header fuzz_secret fuzz_cursor
+FUZZ_ALL_NAMES := fuzz_publish fuzz_auth_header fuzz_secret fuzz_cursor fuzz_redis_reply
 FUZZ_NAMES     ?= $(FUZZ_ALL_NAMES)
 FUZZ_SECONDS   ?= 60
 FUZZ_CI_SECONDS ?= 10
 
 # -max_len per target: above each input's own bound, so the bound itself
 # is exercised (publish body 65536, Authorization 256, secret file 4096,
-# poll query: a cursor is under 48 bytes).
+# poll query: a cursor is under 48 bytes; Redis replies: a stored entry
+# is a header of at most 164 bytes and 16384 payload bytes).
 FUZZ_MAXLEN_fuzz_publish     := 66000
 FUZZ_MAXLEN_fuzz_auth_header := 512
 FUZZ_MAXLEN_fuzz_secret      := 4200
 FUZZ_MAXLEN_fuzz_cursor      := 256
+FUZZ_MAXLEN_fuzz_redis_reply := 17000
 
 FUZZ_CORE := $(FUZZ_DIR)/common/log.o $(FUZZ_DIR)/common/strmap.o \
 	$(FUZZ_DIR)/signaling/keys.o $(FUZZ_DIR)/signaling/auth.o $(FUZZ_DIR)/signaling/wire.o
@@ -51,6 +53,8 @@ $(FUZZ_BIN)/fuzz_publish: $(FUZZ_DIR)/tests/fuzz/fuzz_publish.o $(FUZZ_CORE)
 $(FUZZ_BIN)/fuzz_auth_header: $(FUZZ_DIR)/tests/fuzz/fuzz_auth_header.o $(FUZZ_CORE)
 $(FUZZ_BIN)/fuzz_secret: $(FUZZ_DIR)/tests/fuzz/fuzz_secret.o $(FUZZ_CORE)
 $(FUZZ_BIN)/fuzz_cursor: $(FUZZ_DIR)/tests/fuzz/fuzz_cursor.o $(FUZZ_BROKER_REST) $(FUZZ_CORE)
+# fuzz_redis_reply compiles ha/reply_parse.c into the harness.
+$(FUZZ_BIN)/fuzz_redis_reply: $(FUZZ_DIR)/tests/fuzz/fuzz_redis_reply.o $(FUZZ_CORE)
 
 $(FUZZ_ALL_NAMES:%=$(FUZZ_BIN)/%):
 	$(call say,FUZZLD,$@)
