@@ -230,7 +230,7 @@ mesh_gbps=$(iperf_gbps mesh)
 cpu_a=$(((ca1 - ca0) * 100000 / CLK_TCK / (w1 - w0)))
 cpu_b=$(((cb1 - cb0) * 100000 / CLK_TCK / (w1 - w0)))
 say "tcp mesh: $(printf '%.2f' "$mesh_gbps") Gbit/s, $(iperf_retr mesh) retransmits (on a's loopback leg), $(iperf_cpu mesh); mesh-client cpu a (sender) ${cpu_a}%, b (receiver) ${cpu_b}%; machine ${sys_busy}% busy; UDP receive-buffer drops a $((ua1 - ua0)), b $((ub1 - ub0))"
-say "tcp mesh: a's mesh-client sent $dgrams UDP datagrams ($((dgrams * 1000 / (w1 - w0)))/s, $((mesh_bytes / (dgrams + 1))) application bytes each, one send per datagram)"
+say "tcp mesh: a's kernel counted $dgrams UDP sends (OutDatagrams; a GSO batch counts once) ($((dgrams * 1000 / (w1 - w0)))/s, $((mesh_bytes / (dgrams + 1))) application bytes per send)"
 if ((PERF)); then
 	wait "$perf_pid" 2>/dev/null || true
 	say "perf: top symbols of both mesh-clients during the mesh iperf3 run (self time)"
