@@ -143,16 +143,6 @@ void rp_publish_reply(const char *s, size_t len, struct rp_pub *out)
 	}
 }
 
-static bool kind_ok(const char *s, size_t len)
-{
-	if (len < 1 || len > KIND_MAX)
-		return false;
-	for (size_t i = 0; i < len; i++)
-		if (s[i] < 'a' || s[i] > 'z')
-			return false;
-	return true;
-}
-
 bool rp_parse_entry(const char *s, size_t len, struct mb_message *o)
 {
 	const char *end = s + len;
@@ -171,7 +161,7 @@ bool rp_parse_entry(const char *s, size_t len, struct mb_message *o)
 		p = stop + 1;
 	}
 	if (!id_valid(f[0], fl[0]) || !rp_parse_dec(f[1], fl[1], 16, EPOCH_MAX, &o->epoch) ||
-	    o->epoch == 0 || !kind_ok(f[2], fl[2]) || !rp_is_hex(f[3], fl[3], SIG_HEX_LEN, SIG_HEX_LEN))
+	    o->epoch == 0 || !kind_valid(f[2], fl[2]) || !rp_is_hex(f[3], fl[3], SIG_HEX_LEN, SIG_HEX_LEN))
 		return false;
 	memcpy(o->from, f[0], fl[0]);
 	o->from[fl[0]] = '\0';
