@@ -282,15 +282,32 @@ struct gather {
 	struct ice_base *base;     /* host base asking */
 	const struct ice_srv *srv; /* STUN server asked */
 	struct stun_ctrans *ct;    /* the Binding transaction */
+	struct tmr retry;          /* after a send the host refused */
+	unsigned sends_refused;
 };
+
+/* A Binding request the host itself refused to send (a local packet
+ * filter's EPERM, a full buffer) is a lost packet, not an answer: it is
+ * asked again, a few times, before the server counts as failed. Without
+ * this one dropped first packet left a peer without its srflx candidate. */
+enum { GATHER_SEND_RETRIES = 6, GATHER_RETRY_MS = 200 };
+
+static bool send_refused(int err)
+{
+	return err == EPERM || err == ENOBUFS || err == EAGAIN || err == EWOULDBLOCK;
+}
 
 static void gather_destructor(void *arg)
 {
 	struct gather *g = arg;
 
 	list_unlink(&g->le);
+	tmr_cancel(&g->retry);
 	mem_deref(g->ct);
 }
+
+static int gather_send(struct gather *g);
+static void gather_retry(void *arg);
 
 static void gather_finish(struct ice_session *s)
 {
@@ -378,6 +395,12 @@ static void gather_resp(int err, uint16_t scode, const char *reason,
 					    &attr->v.sa, &g->base->laddr,
 					    &g->srv->addr);
 	}
+	else if (err && send_refused(err) && g->sends_refused < GATHER_SEND_RETRIES) {
+		g->ct = NULL; /* libre ends the transaction after this call */
+		g->sends_refused++;
+		tmr_start(&g->retry, GATHER_RETRY_MS, gather_retry, g);
+		return;
+	}
 	else if (err) {
 		gerr_add(s, "stun %s: %s", ice_sa_fmt(&g->srv->addr, a, sizeof(a)),
 			 strerror(err));
@@ -393,11 +416,44 @@ static void gather_resp(int err, uint16_t scode, const char *reason,
 	gather_check(s);
 }
 
+static void gather_fail(struct gather *g, int err)
+{
+	struct ice_session *s = g->s;
+	char a[ICE_SA_STRLEN];
+
+	gerr_add(s, "stun %s: %s", ice_sa_fmt(&g->srv->addr, a, sizeof(a)), strerror(err));
+	mem_deref(g);
+	if (s->gather_pending)
+		s->gather_pending--;
+	gather_check(s);
+}
+
+static void gather_retry(void *arg)
+{
+	struct gather *g = arg;
+	int err = gather_send(g);
+
+	if (!err)
+		return;
+	if (send_refused(err) && g->sends_refused < GATHER_SEND_RETRIES) {
+		g->sends_refused++;
+		tmr_start(&g->retry, GATHER_RETRY_MS, gather_retry, g);
+		return;
+	}
+	gather_fail(g, err);
+}
+
+static int gather_send(struct gather *g)
+{
+	/* RFC 8489 6.1: a plain Binding request, no credentials */
+	return stun_request(&g->ct, g->s->stun, IPPROTO_UDP, g->base->us, &g->srv->addr, 0,
+			    STUN_METHOD_BINDING, NULL, 0, false, gather_resp, g, 0);
+}
+
 static void stun_ask(struct ice_session *s, struct ice_base *b,
 		     const struct ice_srv *srv)
 {
 	struct gather *g;
-	int err;
 
 	g = mem_zalloc(sizeof(*g), gather_destructor);
 	if (!g)
@@ -405,20 +461,11 @@ static void stun_ask(struct ice_session *s, struct ice_base *b,
 	g->s = s;
 	g->base = b;
 	g->srv = srv;
-	/* RFC 8489 6.1: a plain Binding request, no credentials */
-	err = stun_request(&g->ct, s->stun, IPPROTO_UDP, b->us, &srv->addr, 0,
-			   STUN_METHOD_BINDING, NULL, 0, false, gather_resp, g,
-			   0);
-	if (err) {
-		char a[ICE_SA_STRLEN];
-
-		gerr_add(s, "stun %s: %s", ice_sa_fmt(&srv->addr, a, sizeof(a)),
-			 strerror(err));
-		mem_deref(g);
-		return;
-	}
+	tmr_init(&g->retry);
 	list_append(&s->gathers, &g->le, g);
 	s->gather_pending++;
+	/* A refused first send is retried like a refused retransmission. */
+	gather_retry(g);
 }
 
 void ice_base_ready(struct ice_base *b, const struct sa *relayed,

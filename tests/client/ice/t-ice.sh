@@ -104,6 +104,11 @@ if want lossy; then
 	netlab_host_behind n-l2 l2 198.18.18.10
 	netlab_loss l1 eth0 10 both
 	netlab_loss l2 eth0 10 both
+	# l1's first STUN Binding request is refused by its own host (EPERM,
+	# as a local filter's DROP reports it): a lost packet, to be asked
+	# again, not a failed server.
+	_nl_do ip netns exec "$(netlab_ns l1)" iptables -w 5 -I OUTPUT -p udp -d "$COORD" --dport 3478 \
+		-m statistic --mode nth --every 1000000 --packet 0 -j DROP
 	# on the NAT's outside link: netlab_delay on a host behind a NAT
 	# changes the NAT's lan0 bridge MAC (see the report in docs/ice.md)
 	netlab_delay n-l2 eth0 25
@@ -220,6 +225,13 @@ want eim-open && check_pair eim-open o1 o2 'host|srflx|prflx' "a direct pair"
 want symmetric && check_pair symmetric s1 s2 'relay-udp' "relay-udp"
 want udp-drop && check_pair udp-drop u1 u2 'relay-tcp|relay-tls' "relay-tcp or relay-tls"
 want lossy && check_pair lossy l1 l2 'host|srflx|prflx' "a direct pair"
+if want lossy; then
+	if grep -q 'gathered 1 host, 1 srflx' "${LOG[l1]}"; then
+		ok "lossy: l1's srflx candidate gathered although its first STUN request was refused"
+	else
+		notok "lossy: l1 srflx" "$(grep -h 'gathered\|gather-errors' "${LOG[l1]}" | head -n 3 | tr '\n' ' ')"
+	fi
+fi
 want tls-only && check_pair tls-only t1 t2 'relay-tls' "relay-tls"
 want relay-only && check_pair relay-only r1 r2 'relay-udp' "relay-udp"
 
