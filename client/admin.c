@@ -343,39 +343,43 @@ static void reply_status(struct admin *a, struct http_conn *conn,
 static int metric_links(struct mbuf *mb, const struct admin *a)
 {
 	size_t n = a->lm ? linkmgr_count(a->lm) : 0;
+	struct link_info *all = n ? mem_alloc(n * sizeof(*all), NULL) : NULL;
 	int err = 0;
+
+	/* One snapshot per scrape: every family below reads the same one. */
+	if (n && !all)
+		return ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		linkmgr_info(a->lm, i, &all[i]);
 
 	err |= mbuf_printf(mb,
 		"# HELP mesh_client_link_up 1 while the link to the peer is up.\n"
 		"# TYPE mesh_client_link_up gauge\n");
 	for (size_t i = 0; i < n; i++) {
-		struct link_info li;
-		linkmgr_info(a->lm, i, &li);
+		const struct link_info *li = &all[i];
 		err |= mbuf_printf(mb, "mesh_client_link_up{peer=\"%s\"} %d\n",
-				   li.peer, li.state == LINK_ST_UP);
+				   li->peer, li->state == LINK_ST_UP);
 	}
 	err |= mbuf_printf(mb,
 		"# HELP mesh_client_link_state The link's state (one series per peer is 1).\n"
 		"# TYPE mesh_client_link_state gauge\n");
 	for (size_t i = 0; i < n; i++) {
-		struct link_info li;
-		linkmgr_info(a->lm, i, &li);
+		const struct link_info *li = &all[i];
 		for (int st = LINK_ST_IDLE; st <= LINK_ST_CLOSED; st++)
 			err |= mbuf_printf(mb,
 				"mesh_client_link_state{peer=\"%s\",state=\"%s\"} %d\n",
-				li.peer, link_state_name((enum link_state)st),
-				li.state == (enum link_state)st);
+				li->peer, link_state_name((enum link_state)st),
+				li->state == (enum link_state)st);
 	}
 	err |= mbuf_printf(mb,
 		"# HELP mesh_client_link_path The selected path type of the link (1 for the current one).\n"
 		"# TYPE mesh_client_link_path gauge\n");
 	for (size_t i = 0; i < n; i++) {
-		struct link_info li;
-		linkmgr_info(a->lm, i, &li);
-		if (li.state == LINK_ST_UP)
+		const struct link_info *li = &all[i];
+		if (li->state == LINK_ST_UP)
 			err |= mbuf_printf(mb,
 				"mesh_client_link_path{peer=\"%s\",type=\"%s\"} 1\n",
-				li.peer, ice_path_type_name(li.path));
+				li->peer, ice_path_type_name(li->path));
 	}
 
 	struct {
@@ -395,22 +399,21 @@ static int metric_links(struct mbuf *mb, const struct admin *a)
 		err |= mbuf_printf(mb, "# HELP %s %s\n# TYPE %s %s\n",
 				   m[k].name, m[k].help, m[k].name, m[k].type);
 		for (size_t i = 0; i < n; i++) {
-			struct link_info li;
+			const struct link_info *li = &all[i];
 			double v = 0;
-			linkmgr_info(a->lm, i, &li);
 			switch (k) {
-			case 0: v = link_rtt_ms(&li) / 1000.0; break;
-			case 1: v = (double)li.epoch; break;
-			case 2: v = (double)li.uptime_ms / 1000.0; break;
-			case 3: v = (double)li.ups; break;
-			case 4: v = (double)li.downs; break;
-			case 5: v = (double)li.epochs; break;
-			case 6: v = (double)li.streams; break;
-			case 7: v = li.fwd.tcp_open; break;
-			case 8: v = (double)li.last_outage_ms / 1000.0; break;
+			case 0: v = link_rtt_ms(li) / 1000.0; break;
+			case 1: v = (double)li->epoch; break;
+			case 2: v = (double)li->uptime_ms / 1000.0; break;
+			case 3: v = (double)li->ups; break;
+			case 4: v = (double)li->downs; break;
+			case 5: v = (double)li->epochs; break;
+			case 6: v = (double)li->streams; break;
+			case 7: v = li->fwd.tcp_open; break;
+			case 8: v = (double)li->last_outage_ms / 1000.0; break;
 			}
 			err |= mbuf_printf(mb, "%s{peer=\"%s\"} %.6g\n",
-					   m[k].name, li.peer, v);
+					   m[k].name, li->peer, v);
 		}
 	}
 
@@ -418,49 +421,47 @@ static int metric_links(struct mbuf *mb, const struct admin *a)
 		"# HELP mesh_client_forward_bytes_total Application bytes forwarded (tx: to the peer, rx: from it).\n"
 		"# TYPE mesh_client_forward_bytes_total counter\n");
 	for (size_t i = 0; i < n; i++) {
-		struct link_info li;
-		linkmgr_info(a->lm, i, &li);
+		const struct link_info *li = &all[i];
 		err |= mbuf_printf(mb,
 			"mesh_client_forward_bytes_total{peer=\"%s\",proto=\"tcp\",dir=\"tx\"} %llu\n"
 			"mesh_client_forward_bytes_total{peer=\"%s\",proto=\"tcp\",dir=\"rx\"} %llu\n"
 			"mesh_client_forward_bytes_total{peer=\"%s\",proto=\"udp\",dir=\"tx\"} %llu\n"
 			"mesh_client_forward_bytes_total{peer=\"%s\",proto=\"udp\",dir=\"rx\"} %llu\n",
-			li.peer, (unsigned long long)li.fwd.tcp_bytes_tx,
-			li.peer, (unsigned long long)li.fwd.tcp_bytes_rx,
-			li.peer, (unsigned long long)li.fwd.udp_bytes_tx,
-			li.peer, (unsigned long long)li.fwd.udp_bytes_rx);
+			li->peer, (unsigned long long)li->fwd.tcp_bytes_tx,
+			li->peer, (unsigned long long)li->fwd.tcp_bytes_rx,
+			li->peer, (unsigned long long)li->fwd.udp_bytes_tx,
+			li->peer, (unsigned long long)li->fwd.udp_bytes_rx);
 	}
 	err |= mbuf_printf(mb,
 		"# HELP mesh_client_wire_bytes_total QUIC UDP payload bytes of the current link.\n"
 		"# TYPE mesh_client_wire_bytes_total gauge\n");
 	for (size_t i = 0; i < n; i++) {
-		struct link_info li;
-		linkmgr_info(a->lm, i, &li);
+		const struct link_info *li = &all[i];
 		err |= mbuf_printf(mb,
 			"mesh_client_wire_bytes_total{peer=\"%s\",dir=\"tx\"} %llu\n"
 			"mesh_client_wire_bytes_total{peer=\"%s\",dir=\"rx\"} %llu\n",
-			li.peer, (unsigned long long)li.wire_tx,
-			li.peer, (unsigned long long)li.wire_rx);
+			li->peer, (unsigned long long)li->wire_tx,
+			li->peer, (unsigned long long)li->wire_rx);
 	}
 	err |= mbuf_printf(mb,
 		"# HELP mesh_client_forward_udp_dropped_total UDP datagrams dropped by the forwarder, by reason.\n"
 		"# TYPE mesh_client_forward_udp_dropped_total counter\n");
 	for (size_t i = 0; i < n; i++) {
-		struct link_info li;
-		linkmgr_info(a->lm, i, &li);
+		const struct link_info *li = &all[i];
 		const struct { const char *r; uint64_t v; } d[] = {
-			{ "no_link", li.fwd.drop_no_link },
-			{ "carrier", li.fwd.drop_carrier },
-			{ "backlog", li.fwd.drop_backlog },
-			{ "bad_frame", li.fwd.drop_bad_frame },
-			{ "not_forwarded", li.fwd.drop_not_fwd },
-			{ "local", li.fwd.drop_local },
+			{ "no_link", li->fwd.drop_no_link },
+			{ "carrier", li->fwd.drop_carrier },
+			{ "backlog", li->fwd.drop_backlog },
+			{ "bad_frame", li->fwd.drop_bad_frame },
+			{ "not_forwarded", li->fwd.drop_not_fwd },
+			{ "local", li->fwd.drop_local },
 		};
 		for (size_t k = 0; k < sizeof(d) / sizeof(d[0]); k++)
 			err |= mbuf_printf(mb,
 				"mesh_client_forward_udp_dropped_total{peer=\"%s\",reason=\"%s\"} %llu\n",
-				li.peer, d[k].r, (unsigned long long)d[k].v);
+				li->peer, d[k].r, (unsigned long long)d[k].v);
 	}
+	mem_deref(all);
 	return err;
 }
 

@@ -135,26 +135,39 @@ static void tcp_read(struct fwd_stream *st)
 	}
 }
 
-/* Write what stream data we hold into the local socket; only then tell
- * the carrier it was consumed. */
+/* Writes up to n bytes of stream data into the local socket and tells
+ * the carrier they were consumed (only then). Returns the bytes written
+ * (0: the socket is full), or -1 after aborting the stream. */
+static ssize_t tcp_send_local(struct fwd_stream *st, const uint8_t *p, size_t n)
+{
+	for (;;) {
+		ssize_t w = send(st->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (w >= 0) {
+			ops_of(st)->stream_consumed(st->cs, (size_t)w);
+			st->peer->cnt.tcp_bytes_rx += (uint64_t)w;
+			return w;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			return 0;
+		log_debug("fwd", "peer %s: local send: %s", st->peer->id, strerror(errno));
+		tcp_abort(st, FWD_RST_APP);
+		return -1;
+	}
+}
+
+/* Write what stream data we hold into the local socket. */
 static void tcp_flush_rx(struct fwd_stream *st)
 {
 	while (st->rxlen && !st->dead) {
-		ssize_t w = send(st->fd, st->rx + st->rxoff, st->rxlen,
-				 MSG_NOSIGNAL | MSG_DONTWAIT);
+		ssize_t w = tcp_send_local(st, st->rx + st->rxoff, st->rxlen);
 
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				break;
-			log_debug("fwd", "peer %s: local send: %s",
-				  st->peer->id, strerror(errno));
-			tcp_abort(st, FWD_RST_APP);
+		if (w < 0)
 			return;
-		}
-		ops_of(st)->stream_consumed(st->cs, (size_t)w);
-		st->peer->cnt.tcp_bytes_rx += (uint64_t)w;
+		if (w == 0)
+			break;
 		fwd_buf_drop(st, (size_t)w);
 	}
 	tcp_shut_local(st);
@@ -211,21 +224,12 @@ void fwd_tcp_data(struct fwd_stream *st, const uint8_t *p, size_t n)
 	}
 	if (!st->connecting && !st->rxlen) {
 		while (n) {
-			ssize_t w = send(st->fd, p, n,
-					 MSG_NOSIGNAL | MSG_DONTWAIT);
+			ssize_t w = tcp_send_local(st, p, n);
 
-			if (w < 0) {
-				if (errno == EINTR)
-					continue;
-				if (errno == EAGAIN || errno == EWOULDBLOCK)
-					break;
-				log_debug("fwd", "peer %s: local send: %s",
-					  st->peer->id, strerror(errno));
-				tcp_abort(st, FWD_RST_APP);
+			if (w < 0)
 				return;
-			}
-			ops->stream_consumed(st->cs, (size_t)w);
-			st->peer->cnt.tcp_bytes_rx += (uint64_t)w;
+			if (w == 0)
+				break;
 			p += w;
 			n -= (size_t)w;
 		}

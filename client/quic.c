@@ -945,9 +945,11 @@ static void qc_arm(struct quic_conn *qc)
 	if (expiry > now && expiry - now < NGTCP2_MILLISECONDS) {
 		/* Pacing: libre's timers would round this up to a whole
 		 * millisecond and cap the rate at a quantum per ms. */
-		tmr_cancel(&qc->tmr);
-		(void)hrtimer_start(qc->pace, expiry - now);
-		return;
+		if (hrtimer_start(qc->pace, expiry - now) == 0) {
+			tmr_cancel(&qc->tmr);
+			return;
+		}
+		/* No timerfd: libre's millisecond timer below still works. */
 	}
 	ms = expiry <= now ? 0 : (expiry - now + NGTCP2_MILLISECONDS - 1) /
 		NGTCP2_MILLISECONDS;

@@ -45,9 +45,10 @@ struct replay;
 /* A long poll marks its peer in Redis (P w:R, scripts.c) so publishes
  * wake only watched peers. The mark lives HA_MARK_TTL_MS and is renewed
  * every HA_MARK_REFRESH_MS while polls go on; TTL > REFRESH + the longest
- * poll wait (30 s) + a tick, so a running poll never loses its mark. */
+ * poll wait (30 s) + a pass, so a running poll never loses its mark. */
 #define HA_MARK_REFRESH_MS 30000
 #define HA_MARK_TTL_MS 90000
+#define HA_MARK_PASS_MS 1000     /* how often the marks are walked */
 /* How often Sentinels are asked for the master when nothing happens. */
 #define HA_SENTINEL_POLL_MS 1000
 /* ROLE check of the master connection. */

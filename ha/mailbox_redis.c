@@ -124,6 +124,7 @@ struct mailbox_redis {
 	bool stopped;                /* its thread ended: answer UNAVAILABLE at once */
 	bool wait_inflight;
 	bool remark;                 /* a mark failed: send them all again */
+	int64_t last_mark_pass_ms;   /* mailbox_redis_tick's last walk */
 	struct mb_stats stats;   /* queued: cluster-wide from the sweep; counters: ours */
 	int64_t last_log_ms;
 	char ttl_ms[24], idle_ms[24], cap[16], mark_ttl[16], nonce_ttl[16]; /* command arguments */
@@ -776,7 +777,13 @@ void mailbox_redis_tick(struct mailbox *mb)
 	struct mailbox_redis *m = upcast(mb);
 	if (m->stopped)
 		return;
-	struct tick_ctx t = { m, ha_now_ms(), m->remark };
+	int64_t now = ha_now_ms();
+	/* Marks live 30 s between refreshes: a pass a second is plenty, and
+	 * keeps the walk over every polled peer off most ticks. */
+	if (!m->remark && now - m->last_mark_pass_ms < HA_MARK_PASS_MS)
+		return;
+	m->last_mark_pass_ms = now;
+	struct tick_ctx t = { m, now, m->remark };
 	m->remark = false;
 	strmap_sweep(m->boxes, tick_box, &t);
 }

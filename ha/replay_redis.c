@@ -117,11 +117,10 @@ static void batch_reply(redisReply *r, void *arg)
 	free(b);
 }
 
-static void flush_cb(evutil_socket_t fd, short what, void *arg)
+/* Answers every deferred check UNAVAILABLE (callbacks may queue more). */
+static void answer_deferred(struct replay_redis *rp)
 {
-	struct replay_redis *rp = arg;
 	struct rop *op;
-	/* Answered locally (no master): from the loop, never inside check(). */
 	while ((op = TAILQ_FIRST(&rp->deferred))) {
 		TAILQ_REMOVE(&rp->deferred, op, link);
 		replay_cb cb = op->cb;
@@ -129,6 +128,14 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 		free(op);
 		cb(REPLAY_UNAVAILABLE, cbarg);
 	}
+}
+
+static void flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct replay_redis *rp = arg;
+	struct rop *op;
+	/* Answered locally (no master): from the loop, never inside check(). */
+	answer_deferred(rp);
 	rp->nqueued = 0;
 	while (!TAILQ_EMPTY(&rp->queued)) {
 		struct batch *b = calloc(1, sizeof(*b));
@@ -292,14 +299,7 @@ void replay_redis_quiesce(struct replay *base)
 		return;
 	rp->stopped = true;
 	TAILQ_CONCAT(&rp->deferred, &rp->queued, link);
-	struct rop *op;
-	while ((op = TAILQ_FIRST(&rp->deferred))) {
-		TAILQ_REMOVE(&rp->deferred, op, link);
-		replay_cb cb = op->cb;
-		void *cbarg = op->arg;
-		free(op);
-		cb(REPLAY_UNAVAILABLE, cbarg);
-	}
+	answer_deferred(rp);
 }
 
 void replay_redis_stop(struct replay *base)
